@@ -1,0 +1,11 @@
+import type { BuildService } from '../api/build-service.js';
+
+/** A running manager: the actor host, the gRPC server and the stores, without the HTTP front. */
+export interface ManagerHandle {
+  service: BuildService;
+  /** host:port the gRPC server listens on (the real port when 0 was asked). */
+  grpcAddress: string;
+  grpcPort: number;
+  /** Stops scheduling, closes the gRPC server, stops local workers, closes stores. */
+  stop(): Promise<void>;
+}
