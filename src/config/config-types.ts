@@ -125,6 +125,8 @@ export interface ServerConfig {
   httpPort: number;
   /** Where keys, uploaded contexts and built images (embedded default) are kept. Default ./.buildman */
   dataDir: string;
+  /** The URL workers use to reach the HTTP API (uploaded contexts). Default http://<httpHost>:<httpPort>. */
+  publicUrl: string;
   /** Max uploaded context size in bytes. Default 100 MiB. */
   maxContextBytes: number;
 }
