@@ -8,5 +8,8 @@ export default defineConfig({
     // Integration tests start real servers and worker processes; two cores, so keep files serial-ish.
     fileParallelism: true,
     maxWorkers: 2,
+    // The JSON report feeds .ci/run's one-line count; vitest's own summary is for people.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'vt.json' },
   },
 });

@@ -54,6 +54,8 @@ export interface BuildRecord extends BuildRequest {
   attempt: number;
   executor?: string;
   executionId?: string;
+  /** The queue item that carries this build while it waits or runs. */
+  queueItemId?: string;
   /** Why the build ended in error/expired/cancelled, in words. */
   reason?: string;
 }

@@ -112,6 +112,8 @@ export interface ManagerConfig {
   MACHINE_MAX_TIME: number;
   /** Ours: first retry delay after an infrastructure failure; doubles per attempt (cap 10 min). Default 30. */
   retryBackoffSeconds: number;
+  /** Ours: seconds a heartbeat or log line keeps a job alive (Quay: 2 × 30). Default 60. */
+  heartbeatTtlSeconds?: number;
   /** Ours: retries a new build starts with (Quay queues with 3). */
   buildRetries: number;
 }

@@ -1,0 +1,60 @@
+import type { JobRegistry } from '../orchestrator/job-registry.js';
+import type { BuildQueue } from '../queue/build-queue.js';
+import type { Logger } from '../util/logger.js';
+import { CLAIM_LEASE_SECONDS, type ActorHost } from './actor-host.js';
+
+/**
+ * Claims queued builds while worker slots are free. It runs when something changes (a build is
+ * queued or put back, a slot frees up) rather than on a timer, so a new build is picked at once.
+ */
+export class Scheduler {
+  private running = false;
+  private again = false;
+  private closed = false;
+  private readonly unsubscribe: Array<() => void> = [];
+  private retryTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly deps: { queue: BuildQueue; jobs: JobRegistry; host: ActorHost; workerCap: number; logger: Logger },
+  ) {
+    this.unsubscribe.push(deps.queue.onAvailable(() => this.kick()));
+    this.unsubscribe.push(deps.jobs.onReleased(() => this.kick()));
+  }
+
+  /** Asks for a scheduling pass; passes never overlap, and a kick during one makes another follow. */
+  kick(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.pass().finally(() => {
+      this.running = false;
+    });
+  }
+
+  private async pass(): Promise<void> {
+    try {
+      do {
+        this.again = false;
+        while (!this.closed && (await this.deps.jobs.count()) < this.deps.workerCap) {
+          const item = await this.deps.queue.claim(CLAIM_LEASE_SECONDS);
+          if (!item) break;
+          await this.deps.host.claimed(item);
+        }
+      } while (this.again && !this.closed);
+    } catch (err) {
+      // The queue or orchestrator is unavailable: try again shortly rather than stall.
+      this.deps.logger.error({ err }, 'scheduling pass failed; retrying in 1 s');
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.kick(), 1000).unref();
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    for (const off of this.unsubscribe) off();
+  }
+}

@@ -1,0 +1,93 @@
+import * as grpc from '@grpc/grpc-js';
+import type { BuildPack } from '../../proto/gen/buildman.js';
+import type { PullMetadata, WorkerPhase } from '../../machines/job-events.js';
+import type { LogEntry } from '../builds/build-record.js';
+import type { BuildStore } from '../builds/build-store.js';
+import type { BuildmanConfig } from '../config/config-types.js';
+import { grpcError, type WorkerGateway } from '../grpc/build-manager-service.js';
+import type { JobRegistry } from '../orchestrator/job-registry.js';
+import type { BuildTokens, BuildTokenType } from '../tokens/build-tokens.js';
+import type { ActorHost } from './actor-host.js';
+
+/** Connects verified worker RPCs to the build actors and stores. */
+export class ManagerWorkerGateway implements WorkerGateway {
+  constructor(
+    private readonly deps: {
+      config: BuildmanConfig;
+      host: ActorHost;
+      store: BuildStore;
+      jobs: JobRegistry;
+      tokens: BuildTokens;
+      now?: () => number;
+    },
+  ) {}
+
+  private now(): number {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  jobKey(buildId: string): string {
+    return this.deps.jobs.jobKey(buildId);
+  }
+
+  verify(token: string, type: BuildTokenType) {
+    return this.deps.tokens.verify(token, type);
+  }
+
+  async register(buildId: string): Promise<BuildPack> {
+    const { host, store, tokens, jobs, config } = this.deps;
+    const record = await store.get(buildId);
+    if (!record || !host.isActive(buildId) || !(await jobs.get(buildId))) {
+      throw grpcError(grpc.status.INTERNAL, 'Build manager unable to start job');
+    }
+    const jobJwt = await tokens.mint('build_job_token', buildId, jobs.jobKey(buildId), config.manager.MACHINE_MAX_TIME);
+    const pack: BuildPack = {
+      jobJwt,
+      context: record.context,
+      dockerfilePath: record.dockerfilePath,
+      repository: record.repository,
+      registry: config.SERVER_HOSTNAME ?? '',
+      pullToken: '',
+      pushToken: '',
+      tagNames: record.tags,
+      baseImage: { username: record.pullCredentials?.username ?? '', password: record.pullCredentials?.password ?? '' },
+    };
+    const { source } = record;
+    if (source.kind === 'git') pack.gitPackage = { url: source.url, sha: source.sha, privateKey: '' };
+    else if (source.kind === 'url') pack.packageUrl = source.url;
+    else pack.packageUrl = `${config.server.publicUrl}/api/v1/builds/${buildId}/context?token=${encodeURIComponent(jobJwt)}`;
+    host.send(buildId, { type: 'worker.registered', at: this.now() });
+    return pack;
+  }
+
+  async heartbeat(buildId: string): Promise<boolean> {
+    if (!this.deps.host.isActive(buildId)) return false;
+    return this.deps.jobs.heartbeat(buildId);
+  }
+
+  async setPhase(buildId: string, phase: WorkerPhase, pullMetadata?: PullMetadata): Promise<boolean> {
+    const accepted = this.deps.host.setPhase(buildId, phase, pullMetadata);
+    if (accepted) await this.deps.host.settled(buildId);
+    return accepted;
+  }
+
+  async appendLog(buildId: string, entry: LogEntry): Promise<boolean> {
+    if (!this.deps.host.isActive(buildId)) return false;
+    await this.deps.host.appendLog(buildId, entry);
+    return true;
+  }
+
+  /**
+   * The tag a worker may use as a cache source: the first of this build's tags that an earlier
+   * completed build of the repository produced, else that repository's most recent built tag.
+   */
+  async cachedTag(buildId: string): Promise<string> {
+    const record = await this.deps.store.get(buildId);
+    if (!record) return '';
+    const earlier = (await this.deps.store.list()).filter(
+      (b) => b.repository === record.repository && b.phase === 'complete' && b.id !== buildId,
+    );
+    const built = new Set(earlier.flatMap((b) => b.tags));
+    return record.tags.find((t) => built.has(t)) ?? earlier[0]?.tags[0] ?? '';
+  }
+}
