@@ -169,9 +169,11 @@ export const buildJobMachine = setup({
               attempt: context.attempt + 1,
               retriesRemaining: event.retriesRemaining,
               executorIndex: -1,
+              executorName: undefined,
+              executionId: undefined,
               claimedAt: event.at,
               ...failWith(
-                { ...context, attempt: context.attempt + 1 },
+                { ...context, attempt: context.attempt + 1, executorIndex: -1, executorName: undefined },
                 'no configured executor may run this build now (namespace whitelist, STAGED_ROLLOUT or MINIMUM_RETRY_THRESHOLD)',
               ),
             })),
@@ -295,7 +297,8 @@ export const buildJobMachine = setup({
 });
 
 function failWith(context: BuildJobContext, reason: string): Partial<BuildJobContext> {
-  return { reason, failures: [...context.failures, { attempt: context.attempt, executor: context.executorName, reason }] };
+  const executor = context.executorName ?? context.executors[context.executorIndex]?.name;
+  return { reason, failures: [...context.failures, { attempt: context.attempt, executor, reason }] };
 }
 
 export type BuildJobSnapshot = SnapshotFrom<typeof buildJobMachine>;
