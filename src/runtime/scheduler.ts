@@ -24,28 +24,29 @@ export class Scheduler {
   /** Asks for a scheduling pass; passes never overlap, and a kick during one makes another follow. */
   kick(): void {
     if (this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
+    this.again = true;
+    if (this.running) return;
     this.running = true;
     void this.pass().finally(() => {
       this.running = false;
+      // A kick that landed after the last loop check but before this point must not be lost.
+      if (this.again) this.kick();
     });
   }
 
   private async pass(): Promise<void> {
     try {
-      do {
+      while (this.again && !this.closed) {
         this.again = false;
         while (!this.closed && (await this.deps.jobs.count()) < this.deps.workerCap) {
           const item = await this.deps.queue.claim(CLAIM_LEASE_SECONDS);
           if (!item) break;
           await this.deps.host.claimed(item);
         }
-      } while (this.again && !this.closed);
+      }
     } catch (err) {
       // The queue or orchestrator is unavailable: try again shortly rather than stall.
+      this.again = false;
       this.deps.logger.error({ err }, 'scheduling pass failed; retrying in 1 s');
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => this.kick(), 1000).unref();

@@ -30,16 +30,15 @@ export function createLogger(opts: { level?: string; secrets?: readonly string[]
       level: opts.level ?? process.env.BUILDMAN_LOG_LEVEL ?? 'info',
       base: { service: 'buildman' },
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-      hooks: secrets.length
+      ...(secrets.length
         ? {
-            logMethod(args, method) {
-              method.apply(
-                this,
-                args.map((a) => (typeof a === 'string' ? scrub(a) : a)) as Parameters<typeof method>,
-              );
+            hooks: {
+              logMethod(args, method) {
+                method.apply(this, args.map((a) => (typeof a === 'string' ? scrub(a) : a)) as Parameters<typeof method>);
+              },
             },
           }
-        : undefined,
+        : {}),
     },
     (opts.destination as pino.DestinationStream | undefined) ?? pino.destination({ dest: 2, sync: false }),
   );
