@@ -278,7 +278,7 @@ export const buildJobMachine = setup({
             }),
           },
         },
-        { target: 'expired' },
+        { target: 'expired', actions: 'markFinished' },
       ],
     },
     complete: { type: 'final', entry: [stopCurrentWorker, { type: 'finish', params: { outcome: 'complete' } }] },

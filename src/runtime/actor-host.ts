@@ -30,6 +30,8 @@ export interface ActorHostDeps {
 
 /** Seconds a claim leases its queue item before the worker is started (Quay: 500 + 30). */
 export const CLAIM_LEASE_SECONDS = 530;
+/** Each heartbeat moves the queue lease to now + this (Quay's JOB_TIMEOUT_SECONDS), written at most once a minute. */
+export const JOB_LEASE_SECONDS = 300;
 
 /**
  * Owns one build-job actor per live build. It turns RPCs, expiries and API calls into events for
@@ -59,9 +61,10 @@ export class ActorHost {
       },
       actions: {
         startDeadline: ({ context }, { seconds }) =>
-          this.effect(context.buildId, 'startDeadline', () =>
-            deps.jobs.update(context.buildId, { executor_name: context.executorName, execution_id: context.executionId }, seconds),
-          ),
+          this.effect(context.buildId, 'startDeadline', async () => {
+            await deps.jobs.update(context.buildId, { executor_name: context.executorName, execution_id: context.executionId }, seconds);
+            await this.extendLease(context.buildId, seconds + 60);
+          }),
         stopWorker: ({ context }, params) => this.stopWorker(context.buildId, params),
         requeue: ({ context }, { retryAfterSeconds }) =>
           this.effect(context.buildId, 'requeue', () => this.requeue(context.buildId, retryAfterSeconds)),
@@ -145,9 +148,15 @@ export class ActorHost {
       return;
     }
     const actor = this.actors.get(buildId);
-    if (!actor || !actor.getSnapshot().matches('queued')) {
+    if (!actor || actor.getSnapshot().status === 'done') {
       // A build that ended (or is unknown here) must not keep a queue item.
       await this.deps.queue.complete(item);
+      return;
+    }
+    if (!actor.getSnapshot().matches('queued')) {
+      // Its lease lapsed while the build runs: take the lease back rather than run it twice.
+      this.claims.set(buildId, item);
+      await this.deps.queue.extend(item, JOB_LEASE_SECONDS, 0);
       return;
     }
     const created = await this.deps.jobs.create(
@@ -269,6 +278,12 @@ export class ActorHost {
     if (!actor || !actor.getSnapshot().matches('running')) return false;
     actor.send({ type: 'worker.phase', at: this.now(), phase, pullMetadata });
     return phaseOfState(actor.getSnapshot().value) === phase;
+  }
+
+  /** Keeps the build's queue lease ahead of its deadline, so the item is not claimed again while it runs. */
+  async extendLease(buildId: string, seconds = JOB_LEASE_SECONDS): Promise<void> {
+    const item = this.claims.get(buildId);
+    if (item) await this.deps.queue.extend(item, seconds, 60);
   }
 
   /** Whether the build's worker may be running now (registration pending or running). */

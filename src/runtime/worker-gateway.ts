@@ -9,6 +9,9 @@ import type { JobRegistry } from '../orchestrator/job-registry.js';
 import type { BuildTokens, BuildTokenType } from '../tokens/build-tokens.js';
 import type { ActorHost } from './actor-host.js';
 
+/** How long after a build ends its worker's trailing log lines are still kept. */
+const LATE_LOG_GRACE_MS = 30_000;
+
 /** Connects verified worker RPCs to the build actors and stores. */
 export class ManagerWorkerGateway implements WorkerGateway {
   constructor(
@@ -62,7 +65,9 @@ export class ManagerWorkerGateway implements WorkerGateway {
 
   async heartbeat(buildId: string): Promise<boolean> {
     if (!this.deps.host.isActive(buildId)) return false;
-    return this.deps.jobs.heartbeat(buildId);
+    const alive = await this.deps.jobs.heartbeat(buildId);
+    if (alive) await this.deps.host.extendLease(buildId);
+    return alive;
   }
 
   async setPhase(buildId: string, phase: WorkerPhase, pullMetadata?: PullMetadata): Promise<boolean> {
@@ -72,7 +77,11 @@ export class ManagerWorkerGateway implements WorkerGateway {
   }
 
   async appendLog(buildId: string, entry: LogEntry): Promise<boolean> {
-    if (!this.deps.host.isActive(buildId)) return false;
+    if (!this.deps.host.isActive(buildId)) {
+      // A worker's last lines (its error, say) may trail its final SetPhase on the other stream.
+      const record = await this.deps.store.get(buildId);
+      if (!record || this.now() - record.updatedAt > LATE_LOG_GRACE_MS) return false;
+    }
     await this.deps.host.appendLog(buildId, entry);
     return true;
   }
