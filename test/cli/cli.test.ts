@@ -306,6 +306,13 @@ describe('serve', () => {
   });
 });
 
+describe('worker', () => {
+  it('exits with the worker’s code: 2 when the environment names no build', async () => {
+    const run = await cli(['worker'], { env: {} });
+    expect(run.code).toBe(2);
+  });
+});
+
 describe('help', () => {
   it('--help and --version exit 0', async () => {
     const help = await cli(['--help']);
