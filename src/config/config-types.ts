@@ -98,6 +98,12 @@ export type OrchestratorConfig =
       REDIS_CA_CERT?: string;
       REDIS_CERT_AND_KEY?: [string, string];
       REDIS_SKIP_KEYSPACE_EVENT_SETUP: boolean;
+      /** Ours: `host:port` of each Redis Sentinel; when set, the master comes from them, not REDIS_HOST. */
+      REDIS_SENTINELS?: string[];
+      /** Ours: the master name the sentinels monitor; required with REDIS_SENTINELS. */
+      REDIS_SENTINEL_MASTER?: string;
+      /** Ours: the sentinels' own password (REDIS_PASSWORD is the master's). */
+      REDIS_SENTINEL_PASSWORD?: string;
     };
 
 export interface ManagerConfig {

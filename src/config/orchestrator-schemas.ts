@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseSentinelAddress } from '../redis/sentinel-address.js';
 import { expected, flag, mapping, text, wholeNumberOrDigits } from './field-schemas.js';
 
 /**
@@ -51,7 +52,18 @@ export const orchestratorMappingSchema = mapping('a mapping of REDIS_* keys (or 
   },
 );
 
-/** `REDIS_*` keys with Quay's defaults. Port and db may be quoted digits: redis-py takes those too. */
+const SENTINEL_ADDRESS = 'host:port of a sentinel, e.g. sentinel-1:26379';
+
+/** One REDIS_SENTINELS entry. */
+const sentinelAddress = text(SENTINEL_ADDRESS).refine((v) => parseSentinelAddress(v) !== undefined, {
+  error: expected(SENTINEL_ADDRESS),
+});
+
+/**
+ * `REDIS_*` keys with Quay's defaults. Port and db may be quoted digits: redis-py takes those too.
+ * Ours: REDIS_SENTINELS + REDIS_SENTINEL_MASTER (+ REDIS_SENTINEL_PASSWORD) find the master through
+ * Redis Sentinel and follow its failovers; REDIS_HOST and REDIS_PORT are then unused.
+ */
 export const redisOrchestratorSchema = z.object({
   /** Default 127.0.0.1. */
   REDIS_HOST: text('a host name', { nonEmpty: true }).default('127.0.0.1'),
@@ -70,6 +82,30 @@ export const redisOrchestratorSchema = z.object({
     .optional(),
   /** Default false. Set it where the server refuses CONFIG SET (managed Redis) and notifications are set up already. */
   REDIS_SKIP_KEYSPACE_EVENT_SETUP: flag().default(false),
+  /** Ours. A non-empty list of `host:port`. */
+  REDIS_SENTINELS: z
+    .array(sentinelAddress, { error: expected(`a list of ${SENTINEL_ADDRESS}`) })
+    .min(1, { error: expected(`at least one ${SENTINEL_ADDRESS}`) })
+    .optional(),
+  /** Ours. Required with REDIS_SENTINELS. */
+  REDIS_SENTINEL_MASTER: text('the master name the sentinels monitor', { nonEmpty: true }).optional(),
+  /** Ours. */
+  REDIS_SENTINEL_PASSWORD: text('a password').optional(),
+}).superRefine((redis, ctx) => {
+  const sentinels = redis.REDIS_SENTINELS !== undefined;
+  if (sentinels && redis.REDIS_SENTINEL_MASTER === undefined)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['REDIS_SENTINEL_MASTER'],
+      message: 'required with REDIS_SENTINELS: the master name the sentinels monitor (their `sentinel monitor <name> ...` line)',
+    });
+  for (const key of ['REDIS_SENTINEL_MASTER', 'REDIS_SENTINEL_PASSWORD'] as const)
+    if (!sentinels && redis[key] !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'only used with REDIS_SENTINELS: add the list of sentinels (host:port), or remove this key',
+      });
 });
 
 /** `MEM_*` keys: Quay's tests write `MEM_CONFIG`, which carries nothing. */

@@ -1,18 +1,24 @@
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { OrchestratorConfig } from '../config/config-types.js';
-import { InfraError } from '../errors/buildman-error.js';
+import { ConfigError, InfraError } from '../errors/buildman-error.js';
+import { parseSentinelAddress } from './sentinel-address.js';
 
 export type RedisOrchestratorConfig = Extract<OrchestratorConfig, { kind: 'redis' }>;
 
 /**
  * ioredis options from Quay's ORCHESTRATOR keys. Quay connects with a 1 s connect timeout and no
  * read timeout (pub/sub connections stay open for hours); ioredis reconnects on its own.
+ *
+ * Sentinel (ours, not Quay's): with `REDIS_SENTINELS: ["host:port", ...]` and `REDIS_SENTINEL_MASTER`
+ * (the name the sentinels monitor), ioredis asks the sentinels for the current master instead of
+ * using REDIS_HOST/REDIS_PORT, and follows a failover (`failoverDetector` reconnects as soon as a
+ * sentinel announces `+switch-master`). `REDIS_SENTINEL_PASSWORD` authenticates to the sentinels;
+ * REDIS_PASSWORD and REDIS_DB still apply to the master. With REDIS_SSL the master connection uses
+ * TLS; the sentinel connections stay plain.
  */
 export function redisOptions(config: RedisOrchestratorConfig): RedisOptions {
   const opts: RedisOptions = {
-    host: config.REDIS_HOST,
-    port: config.REDIS_PORT,
     db: config.REDIS_DB,
     password: config.REDIS_PASSWORD,
     connectTimeout: 1000,
@@ -20,8 +26,26 @@ export function redisOptions(config: RedisOrchestratorConfig): RedisOptions {
     protocol: 2,
     // Commands issued while disconnected wait for the reconnect, but never forever.
     maxRetriesPerRequest: 3,
+    // Back within 2 s of Redis returning (ioredis 6's default backs off to 5 s).
+    retryStrategy: (times) => Math.min(times * 100, 2000),
     lazyConnect: false,
   };
+  if (!config.REDIS_SENTINELS?.length) {
+    opts.host = config.REDIS_HOST;
+    opts.port = config.REDIS_PORT;
+  } else {
+    opts.sentinels = config.REDIS_SENTINELS.map((entry) => {
+      const address = parseSentinelAddress(entry);
+      if (!address) throw new ConfigError(`REDIS_SENTINELS: expected host:port, got ${JSON.stringify(entry)}`);
+      return address;
+    });
+    opts.name = config.REDIS_SENTINEL_MASTER;
+    opts.sentinelPassword = config.REDIS_SENTINEL_PASSWORD;
+    opts.failoverDetector = true;
+    // A sentinel that accepts the connection but never answers must not stall the reconnect.
+    opts.sentinelCommandTimeout = 1000;
+    if (config.REDIS_SSL) opts.enableTLSForSentinelMode = true;
+  }
   if (config.REDIS_SSL) {
     opts.tls = {
       ...(config.REDIS_CA_CERT ? { ca: readFileSync(config.REDIS_CA_CERT) } : {}),
@@ -33,9 +57,12 @@ export function redisOptions(config: RedisOrchestratorConfig): RedisOptions {
   return opts;
 }
 
-/** A new connection; `name` shows in CLIENT LIST so operators can tell buildman's connections apart. */
-export function createRedis(config: RedisOrchestratorConfig, name: string): Redis {
-  return new Redis({ ...redisOptions(config), connectionName: `buildman:${name}` });
+/**
+ * A new connection; `name` shows in CLIENT LIST so operators can tell buildman's connections apart.
+ * `overrides` adjust the options for one role (a subscriber, a command connection with a timeout).
+ */
+export function createRedis(config: RedisOrchestratorConfig, name: string, overrides: RedisOptions = {}): Redis {
+  return new Redis({ ...redisOptions(config), connectionName: `buildman:${name}`, ...overrides });
 }
 
 /** Wraps a Redis failure as a retryable infrastructure error that names Redis. */
