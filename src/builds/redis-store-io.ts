@@ -1,0 +1,67 @@
+import type { Redis } from 'ioredis';
+import { BuildmanError } from '../errors/buildman-error.js';
+import { redisUnavailable } from '../redis/redis-connection.js';
+import type { Logger } from '../util/logger.js';
+
+/**
+ * Runs one Redis operation with a deadline. ioredis gives up on its own after a few reconnect
+ * attempts, but a server that accepts and never answers would hold a command forever, so every
+ * store operation also has a wall-clock limit. Failures become `redisUnavailable` (retryable);
+ * our own typed errors (a 409, a 413) pass through unchanged.
+ */
+export function withDeadline<T>(op: Promise<T>, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(redisUnavailable(new Error(`no reply within ${timeoutMs} ms`))), timeoutMs);
+    op.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof BuildmanError ? err : redisUnavailable(err));
+      },
+    );
+  });
+}
+
+/** EXEC and pipeline replies carry per-command errors instead of rejecting; this surfaces the first. */
+export function repliesOrThrow(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (!results) throw new Error('transaction aborted');
+  for (const [err] of results) if (err) throw err;
+  return results.map(([, value]) => value);
+}
+
+/**
+ * Every connection needs an 'error' listener, or an outage crashes the process. Logs once when a
+ * connection goes bad and once when it is back, not on every reconnect attempt.
+ */
+export function guardConnection(redis: Redis, log: Logger, name: string): Redis {
+  let healthy = true;
+  redis.on('error', (err: Error) => {
+    if (!healthy) return;
+    healthy = false;
+    log.warn({ connection: name, err: err.message }, 'build store lost its Redis connection; retrying');
+  });
+  redis.on('ready', () => {
+    if (healthy) return;
+    healthy = true;
+    log.info({ connection: name }, 'build store Redis connection restored');
+  });
+  return redis;
+}
+
+/** QUIT (waits for pending replies), or drop the socket if Redis does not answer. */
+export async function closeConnection(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'end') return;
+  // Not connected (an outage): nothing to wait for, and QUIT would sit in the offline queue.
+  if (redis.status !== 'ready') {
+    redis.disconnect();
+    return;
+  }
+  try {
+    await withDeadline(redis.quit(), timeoutMs);
+  } catch {
+    redis.disconnect();
+  }
+}
