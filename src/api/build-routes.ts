@@ -73,6 +73,10 @@ export function registerBuildRoutes(app: FastifyInstance, service: BuildService)
     service.get(request.params.id),
   );
 
+  app.get<{ Params: IdParams }>('/api/v1/builds/:id/history', { schema: { params: buildIdParams } }, async (request) => ({
+    history: await service.history(request.params.id),
+  }));
+
   app.get<{ Params: IdParams; Querystring: { start: number; follow: boolean } }>(
     '/api/v1/builds/:id/logs',
     { schema: { params: buildIdParams, querystring: logsQuery } },

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { BuildRecord, BuildRequest, LogEntry } from '../builds/build-record.js';
+import type { HistoryEntry } from '../persistence/actor-store.js';
 
 /** A build as the API shows it: the record without credentials. */
 export type BuildView = Omit<BuildRecord, 'pullCredentials'> & { final: boolean };
@@ -20,5 +21,7 @@ export interface BuildService {
   cancel(id: string): Promise<BuildView>;
   /** The uploaded context, for the worker holding this build's job token. Throws RequestError 401/404. */
   openContext(id: string, jobToken: string): Promise<Readable>;
+  /** Every event the build's actor processed, with times and states (oldest first). */
+  history(id: string): Promise<HistoryEntry[]>;
   health(): Promise<{ ok: boolean; details: Record<string, unknown> }>;
 }

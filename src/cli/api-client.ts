@@ -1,3 +1,4 @@
+import type { HistoryEntry } from '../persistence/actor-store.js';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
@@ -81,6 +82,10 @@ export class ApiClient {
 
   get(id: string): Promise<BuildView> {
     return this.json('GET', `/api/v1/builds/${encodeURIComponent(id)}`);
+  }
+
+  async history(id: string): Promise<HistoryEntry[]> {
+    return (await this.json<{ history: HistoryEntry[] }>('GET', `/api/v1/builds/${encodeURIComponent(id)}/history`)).history;
   }
 
   async list(limit?: number): Promise<BuildView[]> {

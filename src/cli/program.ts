@@ -8,6 +8,7 @@ import { processContext, type CliContext } from './cli-context.js';
 import { CliError } from './cli-error.js';
 import { registerCancelCommand } from './commands/cancel.js';
 import { registerCheckConfigCommand } from './commands/check-config.js';
+import { registerHistoryCommand } from './commands/history.js';
 import { registerListCommand } from './commands/list.js';
 import { registerLogsCommand } from './commands/logs.js';
 import { registerServeCommand } from './commands/serve.js';
@@ -31,6 +32,7 @@ export function createProgram(ctx: CliContext): Command {
   registerListCommand(program, ctx);
   registerLogsCommand(program, ctx);
   registerCancelCommand(program, ctx);
+  registerHistoryCommand(program, ctx);
   registerCheckConfigCommand(program, ctx);
   registerWorkerCommand(program, ctx);
   return program;

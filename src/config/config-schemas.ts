@@ -52,6 +52,8 @@ export const topLevelSchema = z.object(
     BUILDMAN_HTTP_PORT: port().default(8686),
     /** Default http://<http host>:<http port>. */
     BUILDMAN_PUBLIC_URL: httpUrl().optional(),
+    /** Default: this instance's own gRPC address. Set it to a load balancer in front of several instances. */
+    BUILDMAN_WORKER_GRPC_ADDRESS: hostAndPort('host:port that workers dial, e.g. buildman-lb.example.com:50051').optional(),
     /** Default ./.buildman, relative to the working directory. */
     BUILDMAN_DATA_DIR: text('a directory path', { nonEmpty: true }).default('./.buildman'),
     /** Default 100 MiB. */

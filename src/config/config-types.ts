@@ -135,6 +135,8 @@ export interface ServerConfig {
   dataDir: string;
   /** The URL workers use to reach the HTTP API (uploaded contexts). Default http://<httpHost>:<httpPort>. */
   publicUrl: string;
+  /** Ours: the gRPC address handed to workers when it is not this instance's own (a load balancer). */
+  workerGrpcAddress?: string;
   /** Max uploaded context size in bytes. Default 100 MiB. */
   maxContextBytes: number;
 }

@@ -132,6 +132,7 @@ function serverConfig(top: z.output<typeof topLevelSchema>, overrides: ConfigOve
     dataDir: resolve(cwd, overrides.dataDir ?? top.BUILDMAN_DATA_DIR),
     publicUrl: top.BUILDMAN_PUBLIC_URL ?? `http://${reachableHost(httpHost)}:${httpPort}`,
     maxContextBytes: top.BUILDMAN_MAX_CONTEXT_BYTES,
+    workerGrpcAddress: top.BUILDMAN_WORKER_GRPC_ADDRESS,
   };
 }
 

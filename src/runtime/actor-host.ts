@@ -1,21 +1,24 @@
 import { EventEmitter } from 'node:events';
-import { createActor, fromPromise, type Actor } from 'xstate';
-import { buildJobMachine, type BuildJobContext, type ExecutorChoice } from '../../machines/build-job-machine.js';
+import { createActor, fromPromise, type Actor, type InspectionEvent } from 'xstate';
+import { BUILD_JOB_MACHINE_VERSION, buildJobMachine, type BuildJobContext, type BuildJobInput, type ExecutorChoice } from '../../machines/build-job-machine.js';
 import { executorMachine, type ExecutorInput, type StartWorkerOutput } from '../../machines/executor-machine.js';
-import type { JobEvent, PullMetadata, WorkerPhase } from '../../machines/job-events.js';
-import type { BuildRecord, BuildPhase, LogEntry } from '../builds/build-record.js';
+import type { JobEvent, PullMetadata } from '../../machines/job-events.js';
+import type { BuildPhase, BuildRecord, LogEntry } from '../builds/build-record.js';
 import type { BuildStore } from '../builds/build-store.js';
+import type { ActorStatus, Coordinator } from '../cluster/coordinator.js';
 import type { BuildmanConfig } from '../config/config-types.js';
 import { PermanentError } from '../errors/buildman-error.js';
 import type { BuildExecutor } from '../executors/build-executor.js';
 import { allowedForNamespace } from '../executors/namespace-filter.js';
 import type { JobRegistry } from '../orchestrator/job-registry.js';
+import { serializableEvent, type ActorStore, type HistoryEntry } from '../persistence/actor-store.js';
 import type { BuildQueue, QueueItem } from '../queue/build-queue.js';
 import type { BuildTokens } from '../tokens/build-tokens.js';
 import type { Logger } from '../util/logger.js';
 import { phaseOfState, quayDatetime, stateString } from './build-phase.js';
 
 export type JobActor = Actor<typeof buildJobMachine>;
+type JobSnapshot = ReturnType<JobActor['getSnapshot']>;
 
 export interface ActorHostDeps {
   config: BuildmanConfig;
@@ -24,6 +27,8 @@ export interface ActorHostDeps {
   jobs: JobRegistry;
   tokens: BuildTokens;
   executors: ReadonlyMap<string, BuildExecutor>;
+  coordinator: Coordinator;
+  actorStore: ActorStore;
   logger: Logger;
   now?: () => number;
 }
@@ -34,18 +39,21 @@ export const CLAIM_LEASE_SECONDS = 530;
 export const JOB_LEASE_SECONDS = 300;
 
 /**
- * Owns one build-job actor per live build. It turns RPCs, expiries and API calls into events for
- * the right actor, carries out the side effects the actors ask for (start and stop workers,
- * requeue, finish) and mirrors each actor's state into the build record and log.
+ * Owns the build-job actors of this instance. It turns RPCs, expiries and API calls into events for
+ * the right actor (forwarding to the owning instance when it is not us), carries out the side
+ * effects the actors ask for (start and stop workers, requeue, finish), persists each actor after
+ * every change, and mirrors its state into the build record and log.
  */
 export class ActorHost {
   private readonly actors = new Map<string, JobActor>();
-  /** The queue item a build's current attempt claimed. */
-  private readonly claims = new Map<string, QueueItem>();
+  /** Restores in progress, so concurrent events for one build share one restore. */
+  private readonly restoring = new Map<string, Promise<JobActor | undefined>>();
   /** Attempts whose worker was stopped: a start that finishes late is undone at once. */
   private readonly stoppedAttempts = new Set<string>();
   private readonly lastPhase = new Map<string, BuildPhase>();
-  /** Per-build promise chains, so a build's effects and record writes happen in order. */
+  /** History entries processed but not yet persisted, per build. */
+  private readonly unsaved = new Map<string, HistoryEntry[]>();
+  /** Per-build promise chains, so a build's effects and writes happen in order. */
   private readonly chains = new Map<string, Promise<void>>();
   private readonly finals = new EventEmitter().setMaxListeners(0);
   private readonly machine;
@@ -73,6 +81,8 @@ export class ActorHost {
           this.log.warn({ buildId: context.buildId, executor: executorName, reason }, 'executor failed; falling back'),
       },
     });
+    deps.coordinator.onForwarded((buildId, event) => this.deliverHere(buildId, event));
+    deps.coordinator.onOrphans((buildIds) => this.takeOver(buildIds));
   }
 
   private now(): number {
@@ -89,10 +99,11 @@ export class ActorHost {
     }));
   }
 
-  /** Starts the actor of a new build, in `queued`. */
-  adopt(record: BuildRecord): JobActor {
-    const actor = createActor(this.machine, {
-      id: record.id,
+  /** Starts the actor of a new build, in `queued`, owned by this instance and persisted. */
+  async adopt(record: BuildRecord): Promise<void> {
+    await this.deps.coordinator.acquire(record.id);
+    this.lastPhase.set(record.id, record.phase);
+    this.run(record.id, {
       input: {
         buildId: record.id,
         executors: this.executorChoices(record.repository.split('/')[0]),
@@ -100,38 +111,117 @@ export class ActorHost {
         createdAt: record.createdAt,
       },
     });
-    this.actors.set(record.id, actor);
-    this.lastPhase.set(record.id, record.phase);
+    await this.settled(record.id);
+  }
+
+  /** Live actors on this instance. */
+  get liveCount(): number {
+    return this.actors.size;
+  }
+
+  /**
+   * Delivers an event to the build's actor wherever it lives: here, at its owner, or, when its
+   * owner is gone, here after taking it over. Undefined when the build has no actor anywhere.
+   */
+  async deliver(buildId: string, event: JobEvent): Promise<ActorStatus | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.actors.has(buildId)) return this.deliverHere(buildId, event);
+      const { coordinator } = this.deps;
+      const owner = await coordinator.ownerOf(buildId);
+      if (owner === undefined || owner === coordinator.instanceId) {
+        if (owner === coordinator.instanceId || (await coordinator.acquire(buildId))) return this.deliverHere(buildId, event);
+        continue; // another instance took it between the two calls: ask again
+      }
+      try {
+        return await coordinator.forward(owner, buildId, event);
+      } catch (err) {
+        // The owner may have died with our event unread: look again, then take it over.
+        if (attempt >= 2) throw err;
+        this.log.warn({ buildId, owner, err: (err as Error).message }, 'owner did not answer; retrying');
+      }
+    }
+  }
+
+  /** Delivers to an actor this instance owns, restoring it from its snapshot if needed. */
+  private async deliverHere(buildId: string, event: JobEvent): Promise<ActorStatus | undefined> {
+    const actor = this.actors.get(buildId) ?? (await this.restore(buildId));
+    if (!actor) {
+      const stored = await this.deps.actorStore.load(buildId);
+      const snap = stored?.snapshot as { value: JobSnapshot['value']; status: string } | undefined;
+      return snap && { state: stateString(snap.value), done: snap.status === 'done' };
+    }
+    actor.send(event);
+    const after = actor.getSnapshot();
+    // Answer once the change is persisted and mirrored, as Quay answers after its DB write.
+    await this.settled(buildId);
+    return { state: stateString(after.value), done: after.status === 'done' };
+  }
+
+  /** Brings back the actor of a build we own from its persisted snapshot (nothing if it ended). */
+  private restore(buildId: string): Promise<JobActor | undefined> {
+    const running = this.restoring.get(buildId);
+    if (running) return running;
+    const task = (async () => {
+      const stored = await this.deps.actorStore.load(buildId);
+      const snapshot = stored?.snapshot as JobSnapshot | undefined;
+      if (!snapshot || snapshot.status === 'done') {
+        await this.deps.coordinator.release(buildId);
+        return undefined;
+      }
+      if (stored!.machineVersion !== BUILD_JOB_MACHINE_VERSION) {
+        this.log.warn({ buildId, stored: stored!.machineVersion, current: BUILD_JOB_MACHINE_VERSION }, 'restoring a snapshot from another machine version');
+      }
+      const record = await this.deps.store.get(buildId);
+      if (record) this.lastPhase.set(buildId, record.phase);
+      this.log.info({ buildId, state: stateString(snapshot.value) }, 'restored build actor');
+      return this.run(buildId, { snapshot, input: snapshot.context });
+    })().finally(() => this.restoring.delete(buildId));
+    this.restoring.set(buildId, task);
+    return task;
+  }
+
+  /** Takes over builds whose owner died. */
+  private async takeOver(buildIds: string[]): Promise<void> {
+    for (const buildId of buildIds) {
+      if (this.actors.has(buildId)) continue;
+      if (await this.deps.coordinator.acquire(buildId)) await this.restore(buildId);
+    }
+  }
+
+  /** Creates, wires and starts an actor (new or restored). */
+  private run(buildId: string, opts: { input: BuildJobInput; snapshot?: JobSnapshot }): JobActor {
+    let self: JobActor | undefined;
+    const actor = createActor(this.machine, {
+      id: buildId,
+      input: opts.input,
+      ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
+      inspect: (ev: InspectionEvent) => {
+        // Journal every event the build's own actor processed (children's are inside the snapshot).
+        if (ev.type !== '@xstate.snapshot' || ev.actorRef !== self) return;
+        // A restored actor's start is not a new event of the build.
+        if (opts.snapshot && ev.event.type === 'xstate.init') return;
+        const value = (ev.snapshot as JobSnapshot).value;
+        const entries = this.unsaved.get(buildId) ?? [];
+        entries.push({ at: this.now(), event: serializableEvent(ev.event), state: stateString(value), machineVersion: BUILD_JOB_MACHINE_VERSION });
+        this.unsaved.set(buildId, entries);
+      },
+    });
+    self = actor;
+    this.actors.set(buildId, actor);
     actor.subscribe({
-      next: (snapshot) => this.mirror(record.id, snapshot),
-      error: (err) => this.log.error({ buildId: record.id, err }, 'build actor failed'),
+      next: (snapshot) => this.mirror(buildId, actor, snapshot),
+      error: (err) => this.log.error({ buildId, err }, 'build actor failed'),
     });
     actor.start();
     return actor;
   }
 
-  get(buildId: string): JobActor | undefined {
-    return this.actors.get(buildId);
-  }
-
-  get liveCount(): number {
-    return this.actors.size;
-  }
-
-  /** Sends an event to a build's actor; false when the build has no live actor. */
-  send(buildId: string, event: JobEvent): boolean {
-    const actor = this.actors.get(buildId);
-    if (!actor) return false;
-    actor.send(event);
-    return true;
-  }
-
-  /** Resolves once every effect and record write queued for this build so far has run. */
+  /** Resolves once every effect and write queued for this build so far has run. */
   settled(buildId: string): Promise<void> {
     return this.chains.get(buildId) ?? Promise.resolve();
   }
 
-  /** Calls `listener` once the build reaches a final state and its record says so. */
+  /** Calls `listener` once the build reaches a final state on this instance and its record says so. */
   onFinal(buildId: string, listener: () => void): () => void {
     this.finals.once(buildId, listener);
     return () => this.finals.off(buildId, listener);
@@ -147,15 +237,9 @@ export class ActorHost {
       await this.deps.queue.complete(item);
       return;
     }
-    const actor = this.actors.get(buildId);
-    if (!actor || actor.getSnapshot().status === 'done') {
-      // A build that ended (or is unknown here) must not keep a queue item.
-      await this.deps.queue.complete(item);
-      return;
-    }
-    if (!actor.getSnapshot().matches('queued')) {
+    const existing = await this.deps.jobs.get(buildId);
+    if (existing) {
       // Its lease lapsed while the build runs: take the lease back rather than run it twice.
-      this.claims.set(buildId, item);
       await this.deps.queue.extend(item, JOB_LEASE_SECONDS, 0);
       return;
     }
@@ -168,8 +252,12 @@ export class ActorHost {
       await this.deps.queue.incomplete(item, { retryAfterSeconds: 5, restoreRetry: true });
       return;
     }
-    this.claims.set(buildId, item);
-    actor.send({ type: 'job.claimed', at: this.now(), retriesRemaining: item.retriesRemaining });
+    const status = await this.deliver(buildId, { type: 'job.claimed', at: this.now(), retriesRemaining: item.retriesRemaining });
+    if (!status || status.done || status.state === 'queued') {
+      // Unknown or finished build (a leftover item), or one that refused the claim: clean up.
+      await this.deps.jobs.remove(buildId);
+      if (!status || status.done) await this.deps.queue.complete(item);
+    }
   }
 
   // ---- side effects the machine asks for ----
@@ -203,9 +291,22 @@ export class ActorHost {
     );
   }
 
+  /** The queue item the build's current attempt claimed (kept in its job record, so any instance finds it). */
+  private async claimedItem(buildId: string): Promise<Pick<QueueItem, 'id'> | undefined> {
+    const job = await this.deps.jobs.get(buildId);
+    if (job) return { id: job.job_queue_item.id };
+    const id = (await this.deps.store.get(buildId))?.queueItemId;
+    return id ? { id } : undefined;
+  }
+
+  /** Keeps the build's queue lease ahead of its deadline, so the item is not claimed again while it runs. */
+  async extendLease(buildId: string, seconds = JOB_LEASE_SECONDS): Promise<void> {
+    const job = await this.deps.jobs.get(buildId);
+    if (job) await this.deps.queue.extend({ id: job.job_queue_item.id }, seconds, 60);
+  }
+
   private async requeue(buildId: string, retryAfterSeconds: number): Promise<void> {
-    const item = this.claims.get(buildId);
-    this.claims.delete(buildId);
+    const item = await this.claimedItem(buildId);
     await this.deps.jobs.remove(buildId);
     if (item) await this.deps.queue.incomplete(item, { retryAfterSeconds, restoreRetry: false });
     this.log.info({ buildId, retryAfterSeconds }, 'build requeued after an infrastructure failure');
@@ -213,29 +314,33 @@ export class ActorHost {
 
   private async finish(context: BuildJobContext, outcome: string): Promise<void> {
     const { buildId } = context;
-    const item = this.claims.get(buildId);
-    this.claims.delete(buildId);
+    const item = await this.claimedItem(buildId);
     await this.deps.jobs.remove(buildId);
-    const queueItemId = item?.id ?? (await this.deps.store.get(buildId))?.queueItemId;
-    if (queueItemId) {
-      if (outcome === 'cancelled' || outcome === 'expired') await this.deps.queue.cancel(queueItemId);
-      else await this.deps.queue.complete({ id: queueItemId });
+    if (item) {
+      if (outcome === 'cancelled' || outcome === 'expired') await this.deps.queue.cancel(item.id);
+      else await this.deps.queue.complete(item);
     }
     await this.deps.store.deleteContext(buildId);
     this.log.info({ buildId, outcome, attempt: context.attempt, reason: context.reason }, 'build finished');
   }
 
-  // ---- mirroring actor state into the record and the log ----
+  // ---- persistence, and mirroring actor state into the record and the log ----
 
-  private mirror(buildId: string, snapshot: ReturnType<JobActor['getSnapshot']>): void {
+  private mirror(buildId: string, actor: JobActor, snapshot: JobSnapshot): void {
     const phase = phaseOfState(snapshot.value);
     const { context } = snapshot;
     const done = snapshot.status === 'done';
     const phaseChanged = this.lastPhase.get(buildId) !== phase;
     this.lastPhase.set(buildId, phase);
     const at = this.now();
+    const persisted = actor.getPersistedSnapshot();
+    const history = this.unsaved.get(buildId) ?? [];
+    this.unsaved.delete(buildId);
     this.chain(buildId, async () => {
-      if (phaseChanged) await this.deps.store.appendLogs(buildId, [phaseEntry(phase, at, phase === 'pulling' ? context.pullMetadata : undefined)]);
+      await this.deps.actorStore.save(buildId, { snapshot: persisted, machineVersion: BUILD_JOB_MACHINE_VERSION, savedAt: at }, history, { final: done });
+      if (phaseChanged) {
+        await this.deps.store.appendLogs(buildId, [phaseEntry(phase, at, phase === 'pulling' ? context.pullMetadata : undefined)]);
+      }
       await this.deps.store.update(buildId, {
         phase,
         state: stateString(snapshot.value),
@@ -247,6 +352,7 @@ export class ActorHost {
       if (done) {
         this.actors.delete(buildId);
         this.lastPhase.delete(buildId);
+        await this.deps.coordinator.release(buildId);
         this.finals.emit(buildId);
       }
     });
@@ -272,33 +378,15 @@ export class ActorHost {
     });
   }
 
-  /** Accepts a SetPhase. True when the build is now in that phase (Quay: unchanged phase counts as success). */
-  setPhase(buildId: string, phase: WorkerPhase, pullMetadata: PullMetadata | undefined): boolean {
-    const actor = this.actors.get(buildId);
-    if (!actor || !actor.getSnapshot().matches('running')) return false;
-    actor.send({ type: 'worker.phase', at: this.now(), phase, pullMetadata });
-    return phaseOfState(actor.getSnapshot().value) === phase;
-  }
-
-  /** Keeps the build's queue lease ahead of its deadline, so the item is not claimed again while it runs. */
-  async extendLease(buildId: string, seconds = JOB_LEASE_SECONDS): Promise<void> {
-    const item = this.claims.get(buildId);
-    if (item) await this.deps.queue.extend(item, seconds, 60);
-  }
-
-  /** Whether the build's worker may be running now (registration pending or running). */
-  isActive(buildId: string): boolean {
-    const snap = this.actors.get(buildId)?.getSnapshot();
-    return !!snap && (snap.matches('waitingForRegistration') || snap.matches('running'));
-  }
-
   /** Appends worker output to the build's log. */
   async appendLog(buildId: string, entry: LogEntry): Promise<void> {
     await this.deps.store.appendLogs(buildId, [entry]);
   }
 
+  /** Stops this instance's actors without ending their builds: another instance (or a restart) takes them over. */
   async stopAll(): Promise<void> {
     for (const actor of this.actors.values()) actor.stop();
+    this.actors.clear();
     await Promise.all([...this.chains.values()]);
   }
 }

@@ -33,3 +33,9 @@ export function quayDatetime(ms: number): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}000`;
 }
+
+/** The Quay phase for a dotted state string (`running.building` → `building`). */
+export function phaseOfStateString(state: string): BuildPhase {
+  const [top, sub] = state.split('.');
+  return phaseOfState(sub === undefined ? top : { [top]: sub });
+}

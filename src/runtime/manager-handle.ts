@@ -6,6 +6,8 @@ export interface ManagerHandle {
   /** host:port the gRPC server listens on (the real port when 0 was asked). */
   grpcAddress: string;
   grpcPort: number;
+  /** This instance's id among the managers sharing a Redis ('local' for the embedded default). */
+  instanceId: string;
   /** Stops scheduling, closes the gRPC server, stops local workers, closes stores. */
   stop(): Promise<void>;
 }

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { BuildService, BuildView } from '../api/build-service.js';
-import { TERMINAL_PHASES, type BuildRecord, type BuildRequest, type LogEntry } from '../builds/build-record.js';
+import { TERMINAL_PHASES, type BuildPhase, type BuildRecord, type BuildRequest, type LogEntry } from '../builds/build-record.js';
 import type { BuildStore } from '../builds/build-store.js';
 import type { BuildmanConfig } from '../config/config-types.js';
 import { RequestError, TokenError } from '../errors/buildman-error.js';
 import type { BuildQueue } from '../queue/build-queue.js';
 import type { BuildTokens } from '../tokens/build-tokens.js';
+import type { ActorStore, HistoryEntry } from '../persistence/actor-store.js';
 import type { ActorHost } from './actor-host.js';
 
 const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*\/[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
@@ -21,6 +22,7 @@ export class ManagerService implements BuildService {
       queue: BuildQueue;
       host: ActorHost;
       tokens: BuildTokens;
+      actorStore: ActorStore;
       now?: () => number;
     },
   ) {}
@@ -41,7 +43,7 @@ export class ManagerService implements BuildService {
     const at = this.now();
     const record: BuildRecord = { ...req, source, id, phase: 'waiting', state: 'queued', createdAt: at, updatedAt: at, attempt: 0 };
     await store.create(record);
-    host.adopt(record);
+    await host.adopt(record);
     const [namespace, name] = req.repository.split('/');
     // Pull credentials stay in the build record: the queue and job keys never carry a secret.
     const queueItemId = await queue.put(`dockerfilebuild/${namespace}/${name}/`, JSON.stringify({ build_uuid: id, pull_credentials: null }), {
@@ -74,35 +76,41 @@ export class ManagerService implements BuildService {
     onEnd: (build: BuildView) => void,
   ): Promise<() => void> {
     await this.get(id);
-    const { store, host } = this.deps;
+    const { store } = this.deps;
     let next = start;
     let stopped = false;
     let replaying = true;
     // Live entries wait here until the backlog is out, so nothing is lost or repeated.
     const pending: Array<[LogEntry, number]> = [];
-    const deliver = (entry: LogEntry, index: number) => {
-      if (stopped || index < next) return;
-      next = index + 1;
-      onEntry(entry, index);
-    };
-    const unwatch = store.watchLogs(id, (entry, index) => (replaying ? pending.push([entry, index]) : deliver(entry, index)));
-    let offFinal = () => {};
     const stop = () => {
       stopped = true;
       unwatch();
-      offFinal();
     };
+    let ending = false;
     const finish = async () => {
-      await host.settled(id);
+      if (ending) return;
+      ending = true;
+      // The final phase entry comes just before the record says final; wait for the record.
+      let build = await this.get(id);
+      for (let i = 0; !build.final && i < 100 && !stopped; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        build = await this.get(id);
+      }
       if (stopped) return;
       const from = next;
       const rest = await store.readLogs(id, from);
       rest.logs.forEach((entry, i) => deliver(entry, from + i));
       if (stopped) return;
       stop();
-      onEnd(await this.get(id));
+      onEnd(build);
     };
-    offFinal = host.onFinal(id, () => void finish());
+    const deliver = (entry: LogEntry, index: number) => {
+      if (stopped || index < next) return;
+      next = index + 1;
+      onEntry(entry, index);
+      if (entry.type === 'phase' && TERMINAL_PHASES.has(entry.message as BuildPhase)) void finish();
+    };
+    const unwatch = store.watchLogs(id, (entry, index) => (replaying ? pending.push([entry, index]) : deliver(entry, index)));
     const backlog = await store.readLogs(id, start);
     backlog.logs.forEach((entry, i) => deliver(entry, start + i));
     replaying = false;
@@ -114,14 +122,12 @@ export class ManagerService implements BuildService {
   async cancel(id: string): Promise<BuildView> {
     const before = await this.get(id);
     if (before.final) throw new RequestError(`build ${id} already ended (${before.phase}); nothing to cancel`, 409, 'id');
-    const { host } = this.deps;
-    const actor = host.get(id);
-    if (!actor) throw new RequestError(`build ${id} is not live on this manager`, 409, 'id');
-    host.send(id, { type: 'job.cancel', at: this.now(), reason: 'cancelled by request' });
-    if (!actor.getSnapshot().matches('cancelled')) {
-      throw new RequestError(`build ${id} is ${before.phase} and can no longer be cancelled`, 409, 'id');
+    const status = await this.deps.host.deliver(id, { type: 'job.cancel', at: this.now(), reason: 'cancelled by request' });
+    if (!status || status.state !== 'cancelled') {
+      const now = await this.get(id);
+      if (now.final) throw new RequestError(`build ${id} already ended (${now.phase}); nothing to cancel`, 409, 'id');
+      throw new RequestError(`build ${id} is ${now.phase} and can no longer be cancelled`, 409, 'id');
     }
-    await host.settled(id);
     return this.get(id);
   }
 
@@ -136,6 +142,11 @@ export class ManagerService implements BuildService {
     const stream = await this.deps.store.openContext(id);
     if (!stream) throw new RequestError(`build ${id} has no uploaded context`, 404, 'id');
     return stream;
+  }
+
+  async history(id: string): Promise<HistoryEntry[]> {
+    await this.get(id);
+    return this.deps.actorStore.history(id);
   }
 
   async health(): Promise<{ ok: boolean; details: Record<string, unknown> }> {

@@ -1,3 +1,4 @@
+import type { Coordinator } from '../cluster/coordinator.js';
 import type { JobRegistry } from '../orchestrator/job-registry.js';
 import type { BuildQueue } from '../queue/build-queue.js';
 import type { Logger } from '../util/logger.js';
@@ -15,7 +16,7 @@ export class Scheduler {
   private retryTimer?: NodeJS.Timeout;
 
   constructor(
-    private readonly deps: { queue: BuildQueue; jobs: JobRegistry; host: ActorHost; workerCap: number; logger: Logger },
+    private readonly deps: { queue: BuildQueue; jobs: JobRegistry; host: ActorHost; coordinator: Coordinator; workerCap: number; logger: Logger },
   ) {
     this.unsubscribe.push(deps.queue.onAvailable(() => this.kick()));
     this.unsubscribe.push(deps.jobs.onReleased(() => this.kick()));
@@ -38,11 +39,14 @@ export class Scheduler {
     try {
       while (this.again && !this.closed) {
         this.again = false;
-        while (!this.closed && (await this.deps.jobs.count()) < this.deps.workerCap) {
-          const item = await this.deps.queue.claim(CLAIM_LEASE_SECONDS);
-          if (!item) break;
-          await this.deps.host.claimed(item);
-        }
+        // One instance at a time counts and claims, so the worker cap holds across instances.
+        await this.deps.coordinator.exclusive(async () => {
+          while (!this.closed && (await this.deps.jobs.count()) < this.deps.workerCap) {
+            const item = await this.deps.queue.claim(CLAIM_LEASE_SECONDS);
+            if (!item) break;
+            await this.deps.host.claimed(item);
+          }
+        });
       }
     } catch (err) {
       // The queue or orchestrator is unavailable: try again shortly rather than stall.

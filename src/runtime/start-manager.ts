@@ -1,15 +1,29 @@
 import * as grpc from '@grpc/grpc-js';
+import type { KeyObject } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { BuildManagerService } from '../../proto/gen/buildman.js';
+import type { BuildStore } from '../builds/build-store.js';
 import { MemoryBuildStore } from '../builds/memory-build-store.js';
+import { RedisBuildStore } from '../builds/redis-build-store.js';
+import { LocalCoordinator, type Coordinator } from '../cluster/coordinator.js';
+import { RedisCoordinator } from '../cluster/redis-coordinator.js';
 import type { BuildmanConfig } from '../config/config-types.js';
 import { PermanentError } from '../errors/buildman-error.js';
 import { createExecutors } from '../executors/create-executors.js';
 import { buildManagerService } from '../grpc/build-manager-service.js';
 import { JobRegistry } from '../orchestrator/job-registry.js';
 import { MemoryOrchestrator } from '../orchestrator/memory-orchestrator.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import { RedisOrchestrator } from '../orchestrator/redis-orchestrator.js';
+import type { ActorStore } from '../persistence/actor-store.js';
+import { MemoryActorStore } from '../persistence/memory-actor-store.js';
+import { RedisActorStore } from '../persistence/redis-actor-store.js';
+import type { BuildQueue } from '../queue/build-queue.js';
 import { MemoryQueue } from '../queue/memory-queue.js';
+import { RedisQueue } from '../queue/redis-queue.js';
+import { createRedis } from '../redis/redis-connection.js';
 import { JwtBuildTokens } from '../tokens/jwt-build-tokens.js';
+import { SharedServiceKeys } from '../tokens/shared-service-keys.js';
 import { loadServiceKeys } from '../tokens/service-keys.js';
 import type { Logger } from '../util/logger.js';
 import { ActorHost } from './actor-host.js';
@@ -18,6 +32,52 @@ import { ManagerService } from './manager-service.js';
 import { Scheduler } from './scheduler.js';
 import { ManagerWorkerGateway } from './worker-gateway.js';
 
+interface Backends {
+  /** Where other instances' public service keys are found (none in a single process). */
+  lookupPublicKey?: (kid: string) => Promise<KeyObject | undefined>;
+  publishKey?: (kid: string, key: KeyObject) => Promise<void>;
+  orchestrator: Orchestrator;
+  queue: BuildQueue;
+  store: BuildStore;
+  actorStore: ActorStore;
+  coordinator: Coordinator;
+  close(): Promise<void>;
+}
+
+/** The shared state: in this process (embedded default) or in Redis (several instances). */
+async function openBackends(config: BuildmanConfig, logger: Logger): Promise<Backends> {
+  const { manager, server } = config;
+  const orch = manager.ORCHESTRATOR;
+  if (orch.kind === 'memory') {
+    return {
+      orchestrator: new MemoryOrchestrator(),
+      queue: new MemoryQueue(),
+      store: new MemoryBuildStore({ dataDir: server.dataDir }),
+      actorStore: new MemoryActorStore(),
+      coordinator: new LocalCoordinator(),
+      async close() {},
+    };
+  }
+  const prefix = manager.ORCHESTRATOR_PREFIX;
+  const redis = createRedis(orch, 'actors');
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error (actors)'));
+  const coordinator = new RedisCoordinator(orch, { prefix, logger });
+  await coordinator.start();
+  const sharedKeys = new SharedServiceKeys(redis, prefix);
+  return {
+    lookupPublicKey: (kid) => sharedKeys.lookup(kid),
+    publishKey: (kid, key) => sharedKeys.publish(kid, key),
+    orchestrator: new RedisOrchestrator(orch, { prefix, logger }),
+    queue: new RedisQueue(orch, { prefix, logger }),
+    store: new RedisBuildStore(orch, { prefix, logger }),
+    actorStore: new RedisActorStore(redis, { prefix }),
+    coordinator,
+    async close() {
+      await redis.quit().catch(() => {});
+    },
+  };
+}
+
 /**
  * Assembles a manager from its config: stores, orchestrator, tokens, executors, the actor host,
  * the scheduler and the gRPC server. The HTTP API is put in front by the caller.
@@ -25,12 +85,7 @@ import { ManagerWorkerGateway } from './worker-gateway.js';
 export async function startManager(config: BuildmanConfig, opts: { logger: Logger }): Promise<ManagerHandle> {
   const { logger } = opts;
   const { manager, server } = config;
-  if (manager.ORCHESTRATOR.kind !== 'memory') {
-    throw new PermanentError(
-      'ORCHESTRATOR with REDIS_* keys is accepted by the config but not served by this version yet; remove ORCHESTRATOR (or use MEM_* keys) to run on the in-memory orchestrator',
-      'ORCHESTRATOR_UNSUPPORTED',
-    );
-  }
+  if (manager.EXECUTORS.length === 0) throw new PermanentError('no executor is configured: add one to BUILD_MANAGER[1].EXECUTORS', 'NO_EXECUTOR');
   await mkdir(server.dataDir, { recursive: true });
 
   const keys = await loadServiceKeys({
@@ -38,14 +93,19 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
     kidLocation: config.INSTANCE_SERVICE_KEY_KID_LOCATION,
     dataDir: server.dataDir,
   });
-  const tokens = new JwtBuildTokens({ ...keys, issuer: config.INSTANCE_SERVICE_KEY_SERVICE, audience: config.BUILDMAN_HOSTNAME });
-  const orchestrator = new MemoryOrchestrator();
+  const backends = await openBackends(config, logger);
+  await backends.publishKey?.(keys.kid, keys.privateKey);
+  const tokens = new JwtBuildTokens({
+    ...keys,
+    issuer: config.INSTANCE_SERVICE_KEY_SERVICE,
+    audience: config.BUILDMAN_HOSTNAME,
+    lookupPublicKey: backends.lookupPublicKey,
+  });
+  const { orchestrator, queue, store, actorStore, coordinator } = backends;
   const jobs = new JobRegistry(orchestrator, manager.ORCHESTRATOR_PREFIX, {
     machineMaxTime: manager.MACHINE_MAX_TIME,
     heartbeatTtlSeconds: manager.heartbeatTtlSeconds ?? 60,
   });
-  const queue = new MemoryQueue();
-  const store = new MemoryBuildStore({ dataDir: server.dataDir });
 
   // The gRPC server binds first: workers need its real port.
   const grpcServer = new grpc.Server({ 'grpc.keepalive_permit_without_calls': 1 });
@@ -55,7 +115,7 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
     ),
   );
   const workerHost = server.grpcHost === '0.0.0.0' || server.grpcHost === '::' ? '127.0.0.1' : server.grpcHost;
-  const grpcAddress = `${workerHost}:${grpcPort}`;
+  const grpcAddress = server.workerGrpcAddress ?? `${workerHost}:${grpcPort}`;
 
   const executors = createExecutors(manager.EXECUTORS, {
     registryHostname: config.SERVER_HOSTNAME,
@@ -64,21 +124,22 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
     dataDir: server.dataDir,
     log: logger.child({ component: 'executor' }),
   });
-  const host = new ActorHost({ config, store, queue, jobs, tokens, executors, logger });
+  const host = new ActorHost({ config, store, queue, jobs, tokens, executors, coordinator, actorStore, logger });
   const offExpired = jobs.onExpired((buildId) => {
     logger.warn({ buildId }, 'job deadline passed');
-    host.send(buildId, { type: 'job.expired', at: Date.now() });
+    host.deliver(buildId, { type: 'job.expired', at: Date.now() }).catch((err) => logger.error({ buildId, err }, 'could not expire build'));
   });
-  const scheduler = new Scheduler({ queue, jobs, host, workerCap: manager.ALLOWED_WORKER_COUNT, logger });
+  const scheduler = new Scheduler({ queue, jobs, host, coordinator, workerCap: manager.ALLOWED_WORKER_COUNT, logger });
   const gateway = new ManagerWorkerGateway({ config, host, store, jobs, tokens });
   grpcServer.addService(BuildManagerService, buildManagerService(gateway, logger));
-  const service = new ManagerService({ config, store, queue, host, tokens });
+  const service = new ManagerService({ config, store, queue, host, tokens, actorStore });
   scheduler.kick();
 
   return {
     service,
     grpcAddress,
     grpcPort,
+    instanceId: coordinator.instanceId,
     async stop() {
       scheduler.close();
       offExpired();
@@ -95,7 +156,9 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
           resolve();
         });
       });
-      await Promise.all([queue.close(), store.close(), orchestrator.close()]);
+      await coordinator.close();
+      await Promise.all([queue.close(), store.close(), orchestrator.close(), actorStore.close()]);
+      await backends.close();
     },
   };
 }

@@ -8,6 +8,7 @@ import { grpcError, type WorkerGateway } from '../grpc/build-manager-service.js'
 import type { JobRegistry } from '../orchestrator/job-registry.js';
 import type { BuildTokens, BuildTokenType } from '../tokens/build-tokens.js';
 import type { ActorHost } from './actor-host.js';
+import { phaseOfStateString } from './build-phase.js';
 
 /** How long after a build ends its worker's trailing log lines are still kept. */
 const LATE_LOG_GRACE_MS = 30_000;
@@ -40,7 +41,8 @@ export class ManagerWorkerGateway implements WorkerGateway {
   async register(buildId: string): Promise<BuildPack> {
     const { host, store, tokens, jobs, config } = this.deps;
     const record = await store.get(buildId);
-    if (!record || !host.isActive(buildId) || !(await jobs.get(buildId))) {
+    const status = record && (await jobs.get(buildId)) ? await host.deliver(buildId, { type: 'worker.registered', at: this.now() }) : undefined;
+    if (!record || !status || !status.state.startsWith('running')) {
       throw grpcError(grpc.status.INTERNAL, 'Build manager unable to start job');
     }
     const jobJwt = await tokens.mint('build_job_token', buildId, jobs.jobKey(buildId), config.manager.MACHINE_MAX_TIME);
@@ -59,25 +61,25 @@ export class ManagerWorkerGateway implements WorkerGateway {
     if (source.kind === 'git') pack.gitPackage = { url: source.url, sha: source.sha, privateKey: '' };
     else if (source.kind === 'url') pack.packageUrl = source.url;
     else pack.packageUrl = `${config.server.publicUrl}/api/v1/builds/${buildId}/context?token=${encodeURIComponent(jobJwt)}`;
-    host.send(buildId, { type: 'worker.registered', at: this.now() });
     return pack;
   }
 
+  /** A heartbeat needs no actor: the job key's TTL is the liveness (Quay's design), and any instance can touch it. */
   async heartbeat(buildId: string): Promise<boolean> {
-    if (!this.deps.host.isActive(buildId)) return false;
     const alive = await this.deps.jobs.heartbeat(buildId);
     if (alive) await this.deps.host.extendLease(buildId);
     return alive;
   }
 
   async setPhase(buildId: string, phase: WorkerPhase, pullMetadata?: PullMetadata): Promise<boolean> {
-    const accepted = this.deps.host.setPhase(buildId, phase, pullMetadata);
-    if (accepted) await this.deps.host.settled(buildId);
-    return accepted;
+    if (!(await this.deps.jobs.get(buildId))) return false;
+    const status = await this.deps.host.deliver(buildId, { type: 'worker.phase', at: this.now(), phase, pullMetadata });
+    // Success means the build is now in that phase (Quay counts an unchanged phase as success).
+    return !!status && (status.done || status.state.startsWith('running.')) && phaseOfStateString(status.state) === phase;
   }
 
   async appendLog(buildId: string, entry: LogEntry): Promise<boolean> {
-    if (!this.deps.host.isActive(buildId)) {
+    if (!(await this.deps.jobs.get(buildId))) {
       // A worker's last lines (its error, say) may trail its final SetPhase on the other stream.
       const record = await this.deps.store.get(buildId);
       if (!record || this.now() - record.updatedAt > LATE_LOG_GRACE_MS) return false;

@@ -197,19 +197,19 @@ describe('RedisOrchestrator through Redis Sentinel', () => {
     await orch.ready();
     const { changes } = recordChanges(orch, 'buildman/');
     await orch.setKey('buildman/building/before', 'written before the failover');
-    await until(() => changes.length === 1, 3000, 'CREATE before the failover');
+    await until(() => changes.length === 1, 10_000, 'CREATE before the failover');
     await replicaClient.call('WAIT', '1', '2000').catch(() => undefined);
     await master.stop();
 
     // Writes fail (retryably) until the sentinel promotes the replica, then work again.
     let n = 0;
-    for (const deadline = Date.now() + 20_000; ; ) {
+    for (const deadline = Date.now() + 40_000; ; ) {
       try {
         await orch.setKey(`buildman/probe/${n++}`, 'p');
         break;
       } catch (err) {
         expect(err).toMatchObject({ code: 'REDIS_UNAVAILABLE', retryable: true });
-        if (Date.now() > deadline) throw new Error('no failover within 20 s');
+        if (Date.now() > deadline) throw new Error('no failover within 40 s');
         await sleep(200);
       }
     }
@@ -218,11 +218,11 @@ describe('RedisOrchestrator through Redis Sentinel', () => {
 
     // Subscriptions followed the master: our writes are heard, and keyspace expiry works there
     // (the notification setting was applied to the new master; the sweep is off).
-    await until(() => changes.some((c) => c.key.startsWith('buildman/probe/')), 5000, 'CREATE after the failover');
+    await until(() => changes.some((c) => c.key.startsWith('buildman/probe/')), 15_000, 'CREATE after the failover');
     await orch.setKey('buildman/building/after', 'v', { expirationSeconds: 1 });
-    await until(() => changes.some((c) => c.event === KeyEvent.EXPIRE), 5000, 'EXPIRE after the failover');
+    await until(() => changes.some((c) => c.event === KeyEvent.EXPIRE), 15_000, 'EXPIRE after the failover');
     expect(changes.filter((c) => c.event === KeyEvent.EXPIRE)).toEqual([
       { event: KeyEvent.EXPIRE, key: 'buildman/building/after', value: 'v' },
     ]);
-  });
+  }, 120_000);
 });

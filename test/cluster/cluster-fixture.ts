@@ -1,0 +1,144 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BuildView } from '../../src/api/build-service.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Instance {
+  name: string;
+  grpcPort: number;
+  httpPort: number;
+  url: string;
+  process: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Several `buildman serve` processes (the compiled CLI, as an operator runs it) sharing one Redis
+ * under a test prefix. Instance i hands its workers instance i+1's gRPC address, so every worker
+ * talks to another instance than the one that scheduled it.
+ */
+export async function startCluster(opts: {
+  count: number;
+  redisPort?: number;
+  prefix: string;
+  workerCap: number;
+  worker: string;
+  extraManagerYaml?: string;
+}): Promise<{ instances: Instance[]; dir: string; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'bm-cluster-'));
+  const ports = await Promise.all(Array.from({ length: opts.count }, async () => ({ grpc: await freePort(), http: await freePort() })));
+  const instances: Instance[] = [];
+  for (let i = 0; i < opts.count; i++) {
+    const next = ports[(i + 1) % opts.count];
+    const config = join(dir, `config-${i}.yaml`);
+    writeFileSync(
+      config,
+      `FEATURE_BUILD_SUPPORT: true
+BUILDMAN_WORKER_GRPC_ADDRESS: 127.0.0.1:${next.grpc}
+BUILD_MANAGER:
+- ephemeral
+- ALLOWED_WORKER_COUNT: ${opts.workerCap}
+  ORCHESTRATOR_PREFIX: ${opts.prefix}
+  ORCHESTRATOR:
+    REDIS_HOST: 127.0.0.1
+    REDIS_PORT: ${opts.redisPort ?? 6379}
+  BUILDMAN_RETRY_BACKOFF_SECONDS: 1
+  BUILDMAN_HEARTBEAT_TTL_SECONDS: 10
+${(opts.extraManagerYaml ?? '').replace(/^/gm, '  ')}
+  EXECUTORS:
+  - EXECUTOR: popen
+    BUILDER_BINARY_LOCATION: ${opts.worker}
+    INSECURE: true
+    SETUP_TIME: 30
+`,
+    );
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'bin/buildman.js'), 'serve', '--config', config, '--grpc-port', String(ports[i].grpc), '--http-port', String(ports[i].http), '--data-dir', join(dir, `data-${i}`), '--log-level', process.env.BUILDMAN_TEST_LOG ? 'info' : 'warn'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+    child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    instances.push({ name: `m${i}`, grpcPort: ports[i].grpc, httpPort: ports[i].http, url: `http://127.0.0.1:${ports[i].http}`, process: child, output: () => out, exited });
+  }
+  for (const inst of instances) await waitHealthy(inst);
+  return {
+    instances,
+    dir,
+    async stop() {
+      for (const inst of instances) if (inst.process.exitCode === null && inst.process.signalCode === null) inst.process.kill('SIGTERM');
+      await Promise.all(instances.map((i) => Promise.race([i.exited, new Promise((r) => setTimeout(r, 8000))])));
+      for (const inst of instances) if (inst.process.exitCode === null && inst.process.signalCode === null) inst.process.kill('SIGKILL');
+    },
+  };
+}
+
+async function waitHealthy(inst: Instance): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${inst.url}/health`);
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    if (inst.process.exitCode !== null) throw new Error(`${inst.name} exited: ${inst.output()}`);
+    if (Date.now() > deadline) throw new Error(`${inst.name} did not become healthy: ${inst.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function submit(inst: Instance, repository: string): Promise<BuildView> {
+  const res = await fetch(`${inst.url}/api/v1/builds`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ repository, archive_url: 'file:///nonexistent.tar' }),
+  });
+  if (res.status !== 201) throw new Error(`submit to ${inst.name}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as BuildView;
+}
+
+export async function getBuild(inst: Instance, id: string): Promise<BuildView> {
+  const res = await fetch(`${inst.url}/api/v1/builds/${id}`);
+  if (!res.ok) throw new Error(`get ${id} from ${inst.name}: ${res.status} ${await res.text()}`);
+  return (await res.json()) as BuildView;
+}
+
+/** Polls until every build is final (asking any live instance), or throws with the stragglers. */
+export async function waitAllFinal(live: () => Instance[], ids: string[], timeoutMs: number): Promise<BuildView[]> {
+  const deadline = Date.now() + timeoutMs;
+  const done = new Map<string, BuildView>();
+  for (;;) {
+    const pool = live();
+    for (const id of ids) {
+      if (done.has(id)) continue;
+      const b = await getBuild(pool[Math.floor(Math.random() * pool.length)], id).catch(() => undefined);
+      if (b?.final) done.set(id, b);
+    }
+    if (done.size === ids.length) return ids.map((id) => done.get(id)!);
+    if (Date.now() > deadline) {
+      const left = ids.filter((id) => !done.has(id));
+      const sample = await Promise.all(left.slice(0, 5).map((id) => getBuild(pool[0], id).catch((e) => String(e))));
+      throw new Error(`${left.length} builds not final: ${JSON.stringify(sample).slice(0, 1500)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
