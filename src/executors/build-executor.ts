@@ -30,8 +30,21 @@ export interface BuildExecutor {
   stop(req: StopRequest): Promise<void>;
   /** Workers of this installation that are still running. */
   runningCount(): Promise<number>;
+  /** Every worker this installation started that the control plane still has (for the orphan sweep). */
+  listWorkers(): Promise<WorkerInfo[]>;
   /** Releases clients and kills nothing that should outlive the manager... except local processes. */
   close(): Promise<void>;
+}
+
+/** A worker as its control plane reports it, tied back to its build by labels or tags. */
+export interface WorkerInfo {
+  buildId: string;
+  attempt: number;
+  executionId: string;
+  /** Epoch ms the control plane says it was created. */
+  createdAt: number;
+  /** Still running (false: finished but not yet cleaned up). */
+  running: boolean;
 }
 
 /** Context every executor gets from the manager. */
@@ -42,6 +55,11 @@ export interface ExecutorContext {
   managerHostname: string;
   /** The gRPC address workers dial, host:port. */
   grpcAddress: string;
+  /**
+   * Names this installation (derived from ORCHESTRATOR_PREFIX): every worker is labelled or tagged
+   * with it, so counts and the orphan sweep only ever see this installation's workers.
+   */
+  installationId: string;
   /** Data folder (the local worker writes OCI archives under it). */
   dataDir: string;
   /** Log sink for worker output and executor events. */

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { BuildManagerService } from '../../proto/gen/buildman.js';
 import type { BuildStore } from '../builds/build-store.js';
@@ -78,6 +78,11 @@ async function openBackends(config: BuildmanConfig, logger: Logger): Promise<Bac
   };
 }
 
+/** A short stable name for this installation, from its key prefix (k8s label values allow 63 chars). */
+function installationId(prefix: string): string {
+  return 'bm-' + createHash('sha256').update(prefix).digest('hex').slice(0, 12);
+}
+
 /**
  * Assembles a manager from its config: stores, orchestrator, tokens, executors, the actor host,
  * the scheduler and the gRPC server. The HTTP API is put in front by the caller.
@@ -121,6 +126,7 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
     registryHostname: config.SERVER_HOSTNAME,
     managerHostname: config.BUILDMAN_HOSTNAME,
     grpcAddress,
+    installationId: installationId(manager.ORCHESTRATOR_PREFIX),
     dataDir: server.dataDir,
     log: logger.child({ component: 'executor' }),
   });

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import type { PopenExecutorConfig } from '../../config/config-types.js';
 import { InfraError } from '../../errors/buildman-error.js';
 import { DEFAULT_WORKER_BINARY } from '../../util/package-root.js';
-import type { BuildExecutor, ExecutorContext, StartRequest, StopRequest } from '../build-executor.js';
+import type { BuildExecutor, ExecutorContext, StartRequest, StopRequest, WorkerInfo } from '../build-executor.js';
 
 /** Quay's TLS front for workers (nginx on 55443 in front of the plaintext gRPC port). */
 const SECURE_GRPC_PORT = 55443;
@@ -14,6 +14,8 @@ const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'] as const;
 
 interface TrackedWorker {
   buildId: string;
+  attempt: number;
+  createdAt: number;
   binary: string;
   /** Settles once the process is running (or failed to start). */
   started: Promise<void>;
@@ -57,6 +59,8 @@ export class LocalExecutor implements BuildExecutor {
     let resolveExit!: () => void;
     const tracked: TrackedWorker = {
       buildId: req.buildId,
+      attempt: req.attempt,
+      createdAt: Date.now(),
       binary,
       alive: true,
       started: Promise.resolve(),
@@ -126,6 +130,16 @@ export class LocalExecutor implements BuildExecutor {
     let n = 0;
     for (const w of this.workers.values()) if (w.alive) n++;
     return n;
+  }
+
+  async listWorkers(): Promise<WorkerInfo[]> {
+    return [...this.workers.entries()].map(([executionId, w]) => ({
+      buildId: w.buildId,
+      attempt: w.attempt,
+      executionId,
+      createdAt: w.createdAt,
+      running: w.alive,
+    }));
   }
 
   /** The manager is going away: local workers go with it. */

@@ -29,6 +29,7 @@ function context(over: Partial<ExecutorContext> = {}): ExecutorContext {
   return {
     managerHostname: 'buildman.example.com:8443',
     grpcAddress: '127.0.0.1:50051',
+    installationId: 'bm-test',
     registryHostname: '127.0.0.1:5000',
     dataDir: join(dir, 'data'),
     log: { info: sink, warn: sink, error: sink },
