@@ -100,6 +100,10 @@ export const managerSchema = z
       BUILDMAN_RETRY_BACKOFF_SECONDS: decimal(0, 'seconds').default(30),
       /** Ours, default 60: how long a heartbeat or log line keeps a job alive (Quay: 2 × 30 s). */
       BUILDMAN_HEARTBEAT_TTL_SECONDS: wholeNumber(1, undefined, 'seconds').default(60),
+      /** Ours, default 7 days: how long a finished build's snapshot and history are kept. */
+      BUILDMAN_HISTORY_RETENTION_SECONDS: wholeNumber(60, undefined, 'seconds').default(7 * 86_400),
+      /** Ours, default 10000: the most events kept per build history (oldest dropped first). */
+      BUILDMAN_HISTORY_MAX_EVENTS: wholeNumber(10).default(10_000),
       /** Ours, default 3 (what Quay queues builds with). */
       BUILDMAN_BUILD_RETRIES: wholeNumber(0).default(3),
     },

@@ -120,6 +120,10 @@ export interface ManagerConfig {
   retryBackoffSeconds: number;
   /** Ours: seconds a heartbeat or log line keeps a job alive (Quay: 2 × 30). Default 60. */
   heartbeatTtlSeconds?: number;
+  /** Ours: how long a finished build's actor snapshot and history are kept. Default 7 days. */
+  historyRetentionSeconds?: number;
+  /** Ours: the most events kept in one build's history. Default 10000. */
+  historyMaxEvents?: number;
   /** Ours: retries a new build starts with (Quay queues with 3). */
   buildRetries: number;
 }

@@ -164,6 +164,8 @@ function checkManager(found: Findings, buildManager: unknown[]): ManagerConfig |
     MACHINE_MAX_TIME: manager.MACHINE_MAX_TIME,
     retryBackoffSeconds: manager.BUILDMAN_RETRY_BACKOFF_SECONDS,
     heartbeatTtlSeconds: manager.BUILDMAN_HEARTBEAT_TTL_SECONDS,
+    historyRetentionSeconds: manager.BUILDMAN_HISTORY_RETENTION_SECONDS,
+    historyMaxEvents: manager.BUILDMAN_HISTORY_MAX_EVENTS,
     buildRetries: manager.BUILDMAN_BUILD_RETRIES,
   };
 }

@@ -74,15 +74,19 @@ export class JobRegistry {
 
   /**
    * A heartbeat (or a log line): the job lives another TTL, but never past max_expiration, after
-   * which the TTL collapses to 1 s so the job expires (reference §2.4).
+   * which the TTL collapses to 1 s so the job expires (reference §2.4). Two Redis round trips: a
+   * read and one atomic write. Returns the job, or undefined when it is gone.
    */
-  async heartbeat(buildId: string): Promise<boolean> {
+  async heartbeat(buildId: string): Promise<JobRecord | undefined> {
     const job = await this.get(buildId);
-    if (!job) return false;
+    if (!job) return undefined;
     const nowMs = this.now();
     const left = job.max_expiration - nowMs / 1000;
     const ttl = Math.min(this.opts.heartbeatTtlSeconds, Math.max(1, left));
-    return this.update(buildId, { last_heartbeat: new Date(nowMs).toISOString() }, ttl);
+    const next = { ...job, last_heartbeat: new Date(nowMs).toISOString() };
+    // Overwrite only: a job that ended between the read and this write is not brought back.
+    await this.orchestrator.setKey(this.jobKey(buildId), JSON.stringify(next), { overwrite: true, expirationSeconds: ttl });
+    return next;
   }
 
   /** Removes the job key; harmless when already gone. */

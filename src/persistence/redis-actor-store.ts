@@ -6,7 +6,8 @@ import type { ActorStore, HistoryEntry, StoredSnapshot } from './actor-store.js'
 /**
  * Actor persistence in Redis: `<P>actors/<id>/snapshot` (JSON) and `<P>actors/<id>/history`
  * (a stream, one entry per processed event). Both are written in one MULTI, so a snapshot never
- * runs ahead of its history. Finished builds keep both for `retentionSeconds`.
+ * runs ahead of its history. Finished builds keep both for `retentionSeconds`. Every save is
+ * also announced on `<P>build_events` as `{build_id, state, event, at, final}`.
  */
 export class RedisActorStore implements ActorStore {
   private readonly base: string;
@@ -16,11 +17,14 @@ export class RedisActorStore implements ActorStore {
     opts: { prefix: string; retentionSeconds?: number; maxHistoryEntries?: number },
   ) {
     this.base = slashJoin(opts.prefix, 'actors') + '/';
+    this.eventsChannel = slashJoin(opts.prefix, 'build_events');
     this.retentionSeconds = opts.retentionSeconds ?? 7 * 86_400;
     this.maxHistoryEntries = opts.maxHistoryEntries ?? 10_000;
   }
 
   private readonly retentionSeconds: number;
+  /** Each saved change is announced here, so tools can follow the fleet's builds. */
+  readonly eventsChannel: string;
   private readonly maxHistoryEntries: number;
 
   snapshotKey(buildId: string): string {
@@ -49,6 +53,10 @@ export class RedisActorStore implements ActorStore {
         'v',
         String(entry.machineVersion),
       );
+    }
+    const last = history[history.length - 1];
+    if (last) {
+      multi.publish(this.eventsChannel, JSON.stringify({ build_id: buildId, state: last.state, event: last.event.type, at: last.at, final: !!opts.final }));
     }
     if (opts.final) {
       multi.expire(this.snapshotKey(buildId), this.retentionSeconds).expire(this.historyKey(buildId), this.retentionSeconds);

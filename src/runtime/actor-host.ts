@@ -333,11 +333,15 @@ export class ActorHost {
     const phaseChanged = this.lastPhase.get(buildId) !== phase;
     this.lastPhase.set(buildId, phase);
     const at = this.now();
-    const persisted = actor.getPersistedSnapshot();
-    const history = this.unsaved.get(buildId) ?? [];
-    this.unsaved.delete(buildId);
     this.chain(buildId, async () => {
-      await this.deps.actorStore.save(buildId, { snapshot: persisted, machineVersion: BUILD_JOB_MACHINE_VERSION, savedAt: at }, history, { final: done });
+      // Taken when the write happens, not when the change happened: XState reports a change to
+      // the inspector after its observers, so this is when the journal is complete, and the
+      // snapshot written is never older than the history written with it.
+      const history = this.unsaved.get(buildId) ?? [];
+      this.unsaved.delete(buildId);
+      const persisted = actor.getPersistedSnapshot();
+      const final = actor.getSnapshot().status === 'done';
+      await this.deps.actorStore.save(buildId, { snapshot: persisted, machineVersion: BUILD_JOB_MACHINE_VERSION, savedAt: at }, history, { final });
       if (phaseChanged) {
         await this.deps.store.appendLogs(buildId, [phaseEntry(phase, at, phase === 'pulling' ? context.pullMetadata : undefined)]);
       }

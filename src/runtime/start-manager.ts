@@ -53,7 +53,7 @@ async function openBackends(config: BuildmanConfig, logger: Logger): Promise<Bac
       orchestrator: new MemoryOrchestrator(),
       queue: new MemoryQueue(),
       store: new MemoryBuildStore({ dataDir: server.dataDir }),
-      actorStore: new MemoryActorStore(),
+      actorStore: new MemoryActorStore({ maxHistoryEntries: manager.historyMaxEvents }),
       coordinator: new LocalCoordinator(),
       async close() {},
     };
@@ -70,7 +70,11 @@ async function openBackends(config: BuildmanConfig, logger: Logger): Promise<Bac
     orchestrator: new RedisOrchestrator(orch, { prefix, logger }),
     queue: new RedisQueue(orch, { prefix, logger }),
     store: new RedisBuildStore(orch, { prefix, logger }),
-    actorStore: new RedisActorStore(redis, { prefix }),
+    actorStore: new RedisActorStore(redis, {
+      prefix,
+      retentionSeconds: manager.historyRetentionSeconds,
+      maxHistoryEntries: manager.historyMaxEvents,
+    }),
     coordinator,
     async close() {
       await redis.quit().catch(() => {});
@@ -136,7 +140,7 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
     host.deliver(buildId, { type: 'job.expired', at: Date.now() }).catch((err) => logger.error({ buildId, err }, 'could not expire build'));
   });
   const scheduler = new Scheduler({ queue, jobs, host, coordinator, workerCap: manager.ALLOWED_WORKER_COUNT, logger });
-  const gateway = new ManagerWorkerGateway({ config, host, store, jobs, tokens });
+  const gateway = new ManagerWorkerGateway({ config, host, store, jobs, queue, tokens });
   grpcServer.addService(BuildManagerService, buildManagerService(gateway, logger));
   const service = new ManagerService({ config, store, queue, host, tokens, actorStore });
   scheduler.kick();

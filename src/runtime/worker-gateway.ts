@@ -7,8 +7,12 @@ import type { BuildmanConfig } from '../config/config-types.js';
 import { grpcError, type WorkerGateway } from '../grpc/build-manager-service.js';
 import type { JobRegistry } from '../orchestrator/job-registry.js';
 import type { BuildTokens, BuildTokenType } from '../tokens/build-tokens.js';
-import type { ActorHost } from './actor-host.js';
+import type { BuildQueue } from '../queue/build-queue.js';
+import { JOB_LEASE_SECONDS, type ActorHost } from './actor-host.js';
 import { phaseOfStateString } from './build-phase.js';
+
+/** How often a heartbeat also moves the build's queue lease. */
+const LEASE_EXTENSION_EVERY_MS = 60_000;
 
 /** How long after a build ends its worker's trailing log lines are still kept. */
 const LATE_LOG_GRACE_MS = 30_000;
@@ -21,10 +25,14 @@ export class ManagerWorkerGateway implements WorkerGateway {
       host: ActorHost;
       store: BuildStore;
       jobs: JobRegistry;
+      queue: BuildQueue;
       tokens: BuildTokens;
       now?: () => number;
     },
   ) {}
+
+  /** When this instance last moved each build's queue lease. */
+  private readonly leaseExtendedAt = new Map<string, number>();
 
   private now(): number {
     return (this.deps.now ?? Date.now)();
@@ -66,9 +74,16 @@ export class ManagerWorkerGateway implements WorkerGateway {
 
   /** A heartbeat needs no actor: the job key's TTL is the liveness (Quay's design), and any instance can touch it. */
   async heartbeat(buildId: string): Promise<boolean> {
-    const alive = await this.deps.jobs.heartbeat(buildId);
-    if (alive) await this.deps.host.extendLease(buildId);
-    return alive;
+    const job = await this.deps.jobs.heartbeat(buildId);
+    if (!job) return false;
+    // The queue lease moves at most once a minute (Quay's minimum extension), so most heartbeats skip it.
+    const now = this.now();
+    if (now - (this.leaseExtendedAt.get(buildId) ?? 0) >= LEASE_EXTENSION_EVERY_MS) {
+      this.leaseExtendedAt.set(buildId, now);
+      await this.deps.queue.extend({ id: job.job_queue_item.id }, JOB_LEASE_SECONDS, 60);
+    }
+    if (this.leaseExtendedAt.size > 100_000) this.leaseExtendedAt.clear();
+    return true;
   }
 
   async setPhase(buildId: string, phase: WorkerPhase, pullMetadata?: PullMetadata): Promise<boolean> {
