@@ -4,8 +4,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BuildView } from '../../src/api/build-service.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 
-const ROOT = join(import.meta.dirname, '../..');
+// The package root, whether this runs from test/ (vitest) or dist/test/ (the takeover benchmark).
+const ROOT = PACKAGE_ROOT;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

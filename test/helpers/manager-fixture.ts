@@ -9,6 +9,7 @@ import { parseConfig } from '../../src/config/load-config.js';
 import { startManager } from '../../src/runtime/start-manager.js';
 import type { ManagerHandle } from '../../src/runtime/manager-handle.js';
 import { createLogger, silentLogger } from '../../src/util/logger.js';
+import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 
 export interface Fixture {
   manager: ManagerHandle;
@@ -98,7 +99,7 @@ export function unary<Req, Res>(
  */
 export function scriptedWorker(dir: string, script: string, vars: Record<string, string> = {}): string {
   const path = join(dir, `worker-${script}.sh`);
-  const fixture = join(import.meta.dirname, '../fixtures/scripted-worker.mjs');
+  const fixture = join(PACKAGE_ROOT, 'test/fixtures/scripted-worker.mjs');
   const assignments = Object.entries({ SCRIPT: script, ...vars })
     .map(([k, v]) => `${k}='${v}'`)
     .join(' ');
