@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
 import { createHash, type KeyObject } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { BuildManagerService } from '../../proto/gen/buildman.js';
@@ -142,6 +143,9 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
   const scheduler = new Scheduler({ queue, jobs, host, coordinator, workerCap: manager.ALLOWED_WORKER_COUNT, logger });
   const gateway = new ManagerWorkerGateway({ config, host, store, jobs, queue, tokens });
   grpcServer.addService(BuildManagerService, buildManagerService(gateway, logger));
+  // The standard gRPC health service, so load balancers and probes can check each instance.
+  const health = new HealthImplementation({ '': 'SERVING', 'buildman_pb.BuildManager': 'SERVING' });
+  health.addToServer(grpcServer);
   const service = new ManagerService({ config, store, queue, host, tokens, actorStore });
   scheduler.kick();
 
@@ -151,6 +155,8 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
     grpcPort,
     instanceId: coordinator.instanceId,
     async stop() {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus('buildman_pb.BuildManager', 'NOT_SERVING');
       scheduler.close();
       offExpired();
       await host.stopAll();

@@ -177,3 +177,27 @@ EXECUTORS:
     await fx.manager.service.cancel(a.id);
   });
 });
+
+describe('gRPC health service', () => {
+  it('answers SERVING for the server and for buildman_pb.BuildManager', async () => {
+    const { startFixture: start } = await import('../helpers/manager-fixture.js');
+    const fx = await start(`EXECUTORS:\n- EXECUTOR: popen\n  BUILDER_BINARY_LOCATION: /bin/true\n  INSECURE: true`);
+    try {
+      const { service: healthService } = await import('grpc-health-check');
+      const Client = grpc.makeGenericClientConstructor(healthService as never, 'Health');
+      const client = new Client(fx.manager.grpcAddress, grpc.credentials.createInsecure()) as unknown as {
+        check(req: { service: string }, cb: (e: Error | null, r: { status: string }) => void): void;
+        close(): void;
+      };
+      for (const service of ['', 'buildman_pb.BuildManager']) {
+        const res = await new Promise<{ status: string }>((resolve, reject) => client.check({ service }, (e, r) => (e ? reject(e) : resolve(r))));
+        expect(res.status).toBe('SERVING');
+      }
+      const missing = await new Promise<grpc.ServiceError>((resolve) => client.check({ service: 'nope' }, (e) => resolve(e as grpc.ServiceError)));
+      expect(missing.code).toBe(grpc.status.NOT_FOUND);
+      client.close();
+    } finally {
+      await fx.close();
+    }
+  });
+});
