@@ -23,5 +23,7 @@ export interface BuildService {
   openContext(id: string, jobToken: string): Promise<Readable>;
   /** Every event the build's actor processed, with times and states (oldest first). */
   history(id: string): Promise<HistoryEntry[]>;
+  /** Prometheus text exposition of the manager's metrics. */
+  metrics(): Promise<{ contentType: string; body: string }>;
   health(): Promise<{ ok: boolean; details: Record<string, unknown> }>;
 }

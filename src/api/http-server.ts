@@ -56,6 +56,10 @@ export async function startHttpServer(service: BuildService, opts: HttpServerOpt
       return reply.code(503).send({ ok: false, error: err instanceof Error ? err.message : String(err) });
     }
   });
+  app.get('/metrics', async (_request, reply) => {
+    const { contentType, body } = await service.metrics();
+    return reply.header('content-type', contentType).send(body);
+  });
   registerBuildRoutes(app, service);
 
   await app.listen({ host: opts.host, port: opts.port });

@@ -103,6 +103,22 @@ export class BuildMetrics {
     registers: [this.registry],
   });
 
+  /** What operators of the peers ask for: end-to-end latency from the user's point of view. */
+  readonly enqueueToRegistered = new Histogram({
+    name: 'buildman_build_enqueue_to_registered_seconds',
+    help: 'Seconds from a build being queued until its worker registered',
+    buckets: SHORT_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly enqueueToEnd = new Histogram({
+    name: 'buildman_build_enqueue_to_end_seconds',
+    help: 'Seconds from a build being queued until it ended, by outcome',
+    labelNames: ['outcome'] as const,
+    buckets: BUILD_BUCKETS,
+    registers: [this.registry],
+  });
+
   readonly runningActors = new Gauge({
     name: 'buildman_running_actors',
     help: 'Build actors live in this manager instance',
@@ -153,6 +169,14 @@ export class BuildMetrics {
 
   recordCancel(): void {
     this.buildCancels.inc();
+  }
+
+  recordEnqueueToRegistered(seconds: number): void {
+    this.enqueueToRegistered.observe(seconds);
+  }
+
+  recordEnqueueToEnd(outcome: string, seconds: number): void {
+    this.enqueueToEnd.observe({ outcome }, seconds);
   }
 
   setRunningActors(count: number): void {

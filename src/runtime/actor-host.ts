@@ -10,9 +10,11 @@ import type { BuildmanConfig } from '../config/config-types.js';
 import { PermanentError } from '../errors/buildman-error.js';
 import type { BuildExecutor } from '../executors/build-executor.js';
 import { allowedForNamespace } from '../executors/namespace-filter.js';
+import type { ActorInspector } from '../inspect/actor-inspector.js';
 import type { JobRegistry } from '../orchestrator/job-registry.js';
 import { serializableEvent, type ActorStore, type HistoryEntry } from '../persistence/actor-store.js';
 import type { BuildQueue, QueueItem } from '../queue/build-queue.js';
+import type { BuildMetrics } from '../metrics/build-metrics.js';
 import type { BuildTokens } from '../tokens/build-tokens.js';
 import type { Logger } from '../util/logger.js';
 import { phaseOfState, quayDatetime, stateString } from './build-phase.js';
@@ -29,8 +31,11 @@ export interface ActorHostDeps {
   executors: ReadonlyMap<string, BuildExecutor>;
   coordinator: Coordinator;
   actorStore: ActorStore;
+  metrics: BuildMetrics;
   logger: Logger;
   now?: () => number;
+  /** Live inspection (`serve --inspect`): sees every inspection event of every build's actors. */
+  inspector?: ActorInspector;
 }
 
 /** Seconds a claim leases its queue item before the worker is started (Quay: 500 + 30). */
@@ -77,8 +82,10 @@ export class ActorHost {
         requeue: ({ context }, { retryAfterSeconds }) =>
           this.effect(context.buildId, 'requeue', () => this.requeue(context.buildId, retryAfterSeconds)),
         finish: ({ context }, { outcome }) => this.effect(context.buildId, 'finish', () => this.finish(context, outcome)),
-        countFallback: ({ context }, { executorName, reason }) =>
-          this.log.warn({ buildId: context.buildId, executor: executorName, reason }, 'executor failed; falling back'),
+        countFallback: ({ context }, { executorName, reason }) => {
+          deps.metrics.recordFallback(executorName);
+          this.log.warn({ buildId: context.buildId, executor: executorName, reason }, 'executor failed; falling back');
+        },
       },
     });
     deps.coordinator.onForwarded((buildId, event) => this.deliverHere(buildId, event));
@@ -196,6 +203,7 @@ export class ActorHost {
       input: opts.input,
       ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
       inspect: (ev: InspectionEvent) => {
+        this.deps.inspector?.inspect(buildId, ev);
         // Journal every event the build's own actor processed (children's are inside the snapshot).
         if (ev.type !== '@xstate.snapshot' || ev.actorRef !== self) return;
         // A restored actor's start is not a new event of the build.
@@ -272,7 +280,15 @@ export class ActorHost {
       this.deps.jobs.jobKey(input.buildId),
       manager.JOB_REGISTRATION_TIMEOUT + 30,
     );
-    const executionId = await executor.start({ buildId: input.buildId, attempt: input.attempt, token });
+    const started = this.now();
+    let executionId: string;
+    try {
+      executionId = await executor.start({ buildId: input.buildId, attempt: input.attempt, token });
+    } catch (err) {
+      this.deps.metrics.recordStartFailure(executor.name, (err as { code?: string }).code ?? 'UNKNOWN');
+      throw err;
+    }
+    this.deps.metrics.recordStartDuration(executor.kind, (this.now() - started) / 1000);
     this.log.info({ buildId: input.buildId, attempt: input.attempt, executor: executor.name, executionId }, 'worker started');
     if (this.stoppedAttempts.has(attemptKey(input.buildId, input.attempt))) {
       // The build moved on while the control plane was answering: undo the late start.
@@ -321,7 +337,36 @@ export class ActorHost {
       else await this.deps.queue.complete(item);
     }
     await this.deps.store.deleteContext(buildId);
+    this.recordFinished(context, outcome);
     this.log.info({ buildId, outcome, attempt: context.attempt, reason: context.reason }, 'build finished');
+  }
+
+  private recordFinished(context: BuildJobContext, outcome: string): void {
+    const { metrics } = this.deps;
+    const end = context.finishedAt ?? this.now();
+    if (context.executorName && context.scheduledAt !== undefined) {
+      metrics.recordBuildDuration(context.executorName, outcome as 'complete' | 'error' | 'expired' | 'cancelled', (end - context.scheduledAt) / 1000);
+    }
+    metrics.recordEnqueueToEnd(outcome, (end - context.createdAt) / 1000);
+    if (outcome === 'complete') metrics.recordJob(true);
+    if (outcome === 'error' || outcome === 'expired') metrics.recordJob(false);
+    if (outcome === 'cancelled') metrics.recordCancel();
+  }
+
+  /** Metrics that follow a state change: the claim (queue wait) and the registration (ack). */
+  private recordTransition(before: BuildPhase | undefined, snapshot: JobSnapshot): void {
+    const { context } = snapshot;
+    const { metrics } = this.deps;
+    if (snapshot.matches('scheduling') && before === 'waiting' && context.claimedAt !== undefined) {
+      metrics.recordQueueDuration(true, (context.claimedAt - context.createdAt) / 1000);
+    }
+    if (snapshot.matches({ running: 'waiting' }) && before === 'build-scheduled' && context.registeredAt !== undefined) {
+      if (context.scheduledAt !== undefined && context.executorName) {
+        metrics.recordAck(context.executorName, (context.registeredAt - context.scheduledAt) / 1000);
+      }
+      metrics.recordEnqueueToRegistered((context.registeredAt - context.createdAt) / 1000);
+    }
+    metrics.setRunningActors(this.actors.size);
   }
 
   // ---- persistence, and mirroring actor state into the record and the log ----
@@ -330,8 +375,10 @@ export class ActorHost {
     const phase = phaseOfState(snapshot.value);
     const { context } = snapshot;
     const done = snapshot.status === 'done';
-    const phaseChanged = this.lastPhase.get(buildId) !== phase;
+    const before = this.lastPhase.get(buildId);
+    const phaseChanged = before !== phase;
     this.lastPhase.set(buildId, phase);
+    this.recordTransition(before, snapshot);
     const at = this.now();
     this.chain(buildId, async () => {
       // Taken when the write happens, not when the change happened: XState reports a change to

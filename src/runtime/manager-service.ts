@@ -7,6 +7,7 @@ import type { BuildmanConfig } from '../config/config-types.js';
 import { RequestError, TokenError } from '../errors/buildman-error.js';
 import type { BuildQueue } from '../queue/build-queue.js';
 import type { BuildTokens } from '../tokens/build-tokens.js';
+import type { BuildMetrics } from '../metrics/build-metrics.js';
 import type { ActorStore, HistoryEntry } from '../persistence/actor-store.js';
 import type { ActorHost } from './actor-host.js';
 
@@ -23,6 +24,7 @@ export class ManagerService implements BuildService {
       host: ActorHost;
       tokens: BuildTokens;
       actorStore: ActorStore;
+      metrics: BuildMetrics;
       now?: () => number;
     },
   ) {}
@@ -147,6 +149,11 @@ export class ManagerService implements BuildService {
   async history(id: string): Promise<HistoryEntry[]> {
     await this.get(id);
     return this.deps.actorStore.history(id);
+  }
+
+  async metrics(): Promise<{ contentType: string; body: string }> {
+    const { metrics } = this.deps;
+    return { contentType: metrics.contentType, body: await metrics.metrics() };
   }
 
   async health(): Promise<{ ok: boolean; details: Record<string, unknown> }> {

@@ -11,6 +11,7 @@ import { RedisCoordinator } from '../cluster/redis-coordinator.js';
 import type { BuildmanConfig } from '../config/config-types.js';
 import { PermanentError } from '../errors/buildman-error.js';
 import { createExecutors } from '../executors/create-executors.js';
+import { startInspectServer } from '../inspect/inspect-server.js';
 import { buildManagerService } from '../grpc/build-manager-service.js';
 import { JobRegistry } from '../orchestrator/job-registry.js';
 import { MemoryOrchestrator } from '../orchestrator/memory-orchestrator.js';
@@ -26,6 +27,7 @@ import { createRedis } from '../redis/redis-connection.js';
 import { JwtBuildTokens } from '../tokens/jwt-build-tokens.js';
 import { SharedServiceKeys } from '../tokens/shared-service-keys.js';
 import { loadServiceKeys } from '../tokens/service-keys.js';
+import { BuildMetrics } from '../metrics/build-metrics.js';
 import type { Logger } from '../util/logger.js';
 import { ActorHost } from './actor-host.js';
 import type { ManagerHandle } from './manager-handle.js';
@@ -92,11 +94,20 @@ function installationId(prefix: string): string {
  * Assembles a manager from its config: stores, orchestrator, tokens, executors, the actor host,
  * the scheduler and the gRPC server. The HTTP API is put in front by the caller.
  */
-export async function startManager(config: BuildmanConfig, opts: { logger: Logger }): Promise<ManagerHandle> {
+export interface ManagerOptions {
+  logger: Logger;
+  /** Serve live inspection (Stately inspector protocol over WebSocket) on this loopback port; 0 picks one. */
+  inspectPort?: number;
+}
+
+export async function startManager(config: BuildmanConfig, opts: ManagerOptions): Promise<ManagerHandle> {
   const { logger } = opts;
   const { manager, server } = config;
   if (manager.EXECUTORS.length === 0) throw new PermanentError('no executor is configured: add one to BUILD_MANAGER[1].EXECUTORS', 'NO_EXECUTOR');
   await mkdir(server.dataDir, { recursive: true });
+  // First, so a taken port fails the start before anything else is opened.
+  const inspection =
+    opts.inspectPort === undefined ? undefined : await startInspectServer({ port: opts.inspectPort, logger, secrets: config.secrets });
 
   const keys = await loadServiceKeys({
     keyLocation: config.INSTANCE_SERVICE_KEY_LOCATION,
@@ -135,9 +146,11 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
     dataDir: server.dataDir,
     log: logger.child({ component: 'executor' }),
   });
-  const host = new ActorHost({ config, store, queue, jobs, tokens, executors, coordinator, actorStore, logger });
+  const metrics = new BuildMetrics({ defaultMetrics: true });
+  const host = new ActorHost({ config, store, queue, jobs, tokens, executors, coordinator, actorStore, metrics, logger, inspector: inspection?.feed });
   const offExpired = jobs.onExpired((buildId) => {
     logger.warn({ buildId }, 'job deadline passed');
+    metrics.recordExpiry();
     host.deliver(buildId, { type: 'job.expired', at: Date.now() }).catch((err) => logger.error({ buildId, err }, 'could not expire build'));
   });
   const scheduler = new Scheduler({ queue, jobs, host, coordinator, workerCap: manager.ALLOWED_WORKER_COUNT, logger });
@@ -146,7 +159,7 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
   // The standard gRPC health service, so load balancers and probes can check each instance.
   const health = new HealthImplementation({ '': 'SERVING', 'buildman_pb.BuildManager': 'SERVING' });
   health.addToServer(grpcServer);
-  const service = new ManagerService({ config, store, queue, host, tokens, actorStore });
+  const service = new ManagerService({ config, store, queue, host, tokens, actorStore, metrics });
   scheduler.kick();
 
   return {
@@ -154,12 +167,14 @@ export async function startManager(config: BuildmanConfig, opts: { logger: Logge
     grpcAddress,
     grpcPort,
     instanceId: coordinator.instanceId,
+    inspectPort: inspection?.port,
     async stop() {
       health.setStatus('', 'NOT_SERVING');
       health.setStatus('buildman_pb.BuildManager', 'NOT_SERVING');
       scheduler.close();
       offExpired();
       await host.stopAll();
+      await inspection?.close();
       // Local workers die with their manager; remote ones are left to their own deadlines.
       await Promise.all([...executors.values()].map((e) => e.close()));
       await new Promise<void>((resolve) => {

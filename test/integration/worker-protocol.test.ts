@@ -128,6 +128,15 @@ EXECUTORS:
     expect(pulling.data).toMatchObject({ registry_url: 'r.example', base_image: 'alpine', base_image_tag: '3' });
     expect(pulling.data).not.toHaveProperty('pull_username');
     expect(String(pulling.data?.datetime)).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$/);
+
+    // Quay's metrics count what happened, under Quay's names and labels.
+    const { body } = await fx.manager.service.metrics();
+    const value = (line: RegExp) => Number(body.split('\n').find((l) => line.test(l))?.split(' ').pop());
+    expect(value(/^quay_build_jobs_total\{success="true"\}/)).toBeGreaterThanOrEqual(1);
+    expect(value(/^quay_build_ack_duration_seconds_count\{executor="local"\}/)).toBeGreaterThanOrEqual(1);
+    expect(value(/^quay_build_start_duration_seconds_count\{executor="popen"\}/)).toBeGreaterThanOrEqual(1);
+    expect(value(/^quay_build_duration_seconds_count\{executor="local",job_status="complete"\}/)).toBeGreaterThanOrEqual(1);
+    expect(value(/^buildman_build_enqueue_to_registered_seconds_count/)).toBeGreaterThanOrEqual(1);
   });
 
   it('refuses forged, expired, wrong-type and other-build tokens with UNAUTHENTICATED and leaves the job alone', async () => {
