@@ -1,10 +1,11 @@
-import { and, assign, not, setup, spawnChild, stateIn, stopChild, type SnapshotFrom } from 'xstate';
+import { assign, not, setup, spawnChild, stateIn, stopChild, type SnapshotFrom } from 'xstate';
 import { executorMachine } from './executor-machine.js';
 import type { JobEvent, PullMetadata, WorkerPhase } from './job-events.js';
 
 /**
  * Bumped whenever states, events or their meaning change, so a recorded history from another
- * version is reported as a divergence instead of being replayed wrongly.
+ * version is reported as a divergence instead of being replayed wrongly. (Naming the chart's
+ * actions and guards for export changed none of them, nor any journaled event: still 1.)
  */
 export const BUILD_JOB_MACHINE_VERSION = 1;
 
@@ -62,6 +63,7 @@ export function nextEligible(executors: readonly ExecutorChoice[], from: number,
 }
 
 const currentExecutor = (context: BuildJobContext) => context.executors[context.executorIndex];
+/** One child per try, so a stale child's events and done event can never be taken for the current one's. */
 const childId = (context: BuildJobContext) => `executor-${context.attempt}-${context.executorIndex}`;
 const isCurrentAttempt = ({ context, event }: { context: BuildJobContext; event: JobEvent }) =>
   'attempt' in event && event.attempt === context.attempt && event.executorName === currentExecutor(context)?.name;
@@ -81,11 +83,30 @@ const stopCurrentWorker = {
   }),
 } as const;
 
-type FailedEvent = Extract<JobEvent, { type: 'executor.failed' }>;
+type EventOf<T extends JobEvent['type']> = Extract<JobEvent, { type: T }>;
+
+/** The context of a claimed attempt: a new attempt number, nothing of the last attempt's worker. */
+function claimAttempt(context: BuildJobContext, claim: EventOf<'job.claimed'>, executorIndex: number): Partial<BuildJobContext> {
+  return {
+    attempt: context.attempt + 1,
+    retriesRemaining: claim.retriesRemaining,
+    executorIndex,
+    executorName: undefined,
+    executionId: undefined,
+    claimedAt: claim.at,
+  };
+}
+
+function failWith(context: BuildJobContext, reason: string): Partial<BuildJobContext> {
+  const executor = context.executorName ?? context.executors[context.executorIndex]?.name;
+  return { reason, failures: [...context.failures, { attempt: context.attempt, executor, reason }] };
+}
 
 /**
  * The life of one build (reference §2, with DESIGN.md's fixes). Every side effect is a named action
  * or actor that the runtime provides; the defaults here do nothing, which is what replay wants.
+ * Every action, guard and actor in the chart is referred to by name, so `machine.config` is plain
+ * JSON that Stately's visualizer imports without losing a transition, guard or action.
  */
 export const buildJobMachine = setup({
   types: {
@@ -105,18 +126,45 @@ export const buildJobMachine = setup({
     finish: (_, _params: { outcome: 'complete' | 'error' | 'cancelled' | 'expired' }) => {},
     /** Counts an executor passed over after a failed start (Quay's quay_build_fallback_total). */
     countFallback: (_, _params: { executorName: string; reason: string }) => {},
+    /** Starts the `executor` child for the executor being tried (spawned, not invoked: xstate/graph's test models refuse invocations). */
+    spawnExecutor: spawnChild('executor', {
+      id: ({ context }) => childId(context),
+      input: ({ context }) => ({ buildId: context.buildId, attempt: context.attempt, executorName: currentExecutor(context).name }),
+    }),
+    stopExecutor: stopChild(({ context }) => childId(context)),
+    startAttempt: assign(({ context, event }) => {
+      const claim = event as EventOf<'job.claimed'>;
+      return { ...claimAttempt(context, claim, nextEligible(context.executors, 0, claim.retriesRemaining)), reason: undefined };
+    }),
+    startAttemptWithoutExecutor: assign(({ context, event }) => {
+      const claim = claimAttempt(context, event as EventOf<'job.claimed'>, -1);
+      const reason = 'no configured executor may run this build now (namespace whitelist, STAGED_ROLLOUT or MINIMUM_RETRY_THRESHOLD)';
+      return { ...claim, ...failWith({ ...context, ...claim }, reason) };
+    }),
+    recordWorkerStarted: assign(({ event }) => {
+      const started = event as EventOf<'executor.started'>;
+      return { executorName: started.executorName, executionId: started.executionId, scheduledAt: started.at };
+    }),
     recordStartFailure: assign(({ context, event }) => {
-      const failed = event as FailedEvent;
+      const failed = event as EventOf<'executor.failed'>;
       return { failures: [...context.failures, { attempt: context.attempt, executor: failed.executorName, reason: failed.reason }] };
     }),
     advanceExecutor: assign({
       executorIndex: ({ context }) => nextEligible(context.executors, context.executorIndex + 1, context.retriesRemaining),
     }),
-    noExecutorLeft: assign({
-      reason: ({ event }) => `no executor could start a worker; last: ${(event as FailedEvent).executorName}: ${(event as FailedEvent).reason}`,
+    noExecutorLeft: assign(({ event }) => {
+      const failed = event as EventOf<'executor.failed'>;
+      return { reason: `no executor could start a worker; last: ${failed.executorName}: ${failed.reason}` };
     }),
+    failSchedulingTimeout: assign(({ context }) => failWith(context, `scheduling on ${currentExecutor(context).name} did not finish in time`)),
+    failRegistrationTimeout: assign(({ context }) =>
+      failWith(context, `the worker did not register within ${currentExecutor(context).setupTime} s`),
+    ),
+    failHeartbeatTimeout: assign(({ context }) => failWith(context, 'the worker stopped sending heartbeats')),
+    recordRegistered: assign({ registeredAt: ({ event }) => (event as EventOf<'worker.registered'>).at }),
+    recordPullMetadata: assign({ pullMetadata: ({ event }) => (event as EventOf<'worker.phase'>).pullMetadata }),
     markCancelled: assign(({ event }) => {
-      const cancel = event as Extract<JobEvent, { type: 'job.cancel' }>;
+      const cancel = event as EventOf<'job.cancel'>;
       return { reason: cancel.reason ?? 'cancelled', finishedAt: cancel.at };
     }),
     markFinished: assign({ finishedAt: ({ event }) => ('at' in event ? event.at : undefined) }),
@@ -125,8 +173,12 @@ export const buildJobMachine = setup({
     hasEligibleExecutor: ({ context, event }) =>
       event.type === 'job.claimed' && nextEligible(context.executors, 0, event.retriesRemaining) >= 0,
     isCurrentAttempt,
-    hasNextExecutor: ({ context }) => nextEligible(context.executors, context.executorIndex + 1, context.retriesRemaining) >= 0,
+    /** The failed start is the current attempt's, and another executor may still try it. */
+    canFallBack: (args) =>
+      isCurrentAttempt(args) && nextEligible(args.context.executors, args.context.executorIndex + 1, args.context.retriesRemaining) >= 0,
     hasRetriesLeft: ({ context }) => context.retriesRemaining > 0,
+    /** Quay refuses to cancel a pushing build. */
+    isNotPushing: not(stateIn('#buildJob.running.pushing')),
     phaseWaiting: phaseIs('waiting'),
     phaseUnpacking: phaseIs('unpacking'),
     phasePulling: phaseIs('pulling'),
@@ -150,58 +202,21 @@ export const buildJobMachine = setup({
       description: 'Waiting in the queue for a free worker slot; waiting costs no retry.',
       on: {
         'job.claimed': [
-          {
-            guard: 'hasEligibleExecutor',
-            target: 'scheduling',
-            actions: assign(({ context, event }) => ({
-              attempt: context.attempt + 1,
-              retriesRemaining: event.retriesRemaining,
-              executorIndex: nextEligible(context.executors, 0, event.retriesRemaining),
-              executorName: undefined,
-              executionId: undefined,
-              reason: undefined,
-              claimedAt: event.at,
-            })),
-          },
-          {
-            target: 'retrying',
-            actions: assign(({ context, event }) => ({
-              attempt: context.attempt + 1,
-              retriesRemaining: event.retriesRemaining,
-              executorIndex: -1,
-              executorName: undefined,
-              executionId: undefined,
-              claimedAt: event.at,
-              ...failWith(
-                { ...context, attempt: context.attempt + 1, executorIndex: -1, executorName: undefined },
-                'no configured executor may run this build now (namespace whitelist, STAGED_ROLLOUT or MINIMUM_RETRY_THRESHOLD)',
-              ),
-            })),
-          },
+          { guard: 'hasEligibleExecutor', target: 'scheduling', actions: 'startAttempt' },
+          { target: 'retrying', actions: 'startAttemptWithoutExecutor' },
         ],
         'job.cancel': { target: 'cancelled', actions: 'markCancelled' },
       },
     },
     scheduling: {
       description: 'One executor child per try, in configured order; a failed try falls back to the next.',
-      entry: spawnChild('executor', {
-        id: ({ context }) => childId(context),
-        input: ({ context }) => ({ buildId: context.buildId, attempt: context.attempt, executorName: currentExecutor(context).name }),
-      }),
-      exit: stopChild(({ context }) => childId(context)),
+      entry: 'spawnExecutor',
+      exit: 'stopExecutor',
       on: {
-        'executor.started': {
-          guard: 'isCurrentAttempt',
-          target: 'waitingForRegistration',
-          actions: assign({
-            executorName: ({ event }) => event.executorName,
-            executionId: ({ event }) => event.executionId,
-            scheduledAt: ({ event }) => event.at,
-          }),
-        },
+        'executor.started': { guard: 'isCurrentAttempt', target: 'waitingForRegistration', actions: 'recordWorkerStarted' },
         'executor.failed': [
           {
-            guard: and(['isCurrentAttempt', 'hasNextExecutor']),
+            guard: 'canFallBack',
             target: 'scheduling',
             reenter: true,
             actions: [
@@ -213,10 +228,7 @@ export const buildJobMachine = setup({
           },
           { guard: 'isCurrentAttempt', target: 'retrying', actions: [stopCurrentWorker, 'recordStartFailure', 'noExecutorLeft'] },
         ],
-        'job.expired': {
-          target: 'retrying',
-          actions: [stopCurrentWorker, assign(({ context }) => failWith(context, `scheduling on ${currentExecutor(context).name} did not finish in time`))],
-        },
+        'job.expired': { target: 'retrying', actions: [stopCurrentWorker, 'failSchedulingTimeout'] },
         'job.cancel': { target: 'cancelled', actions: [stopCurrentWorker, 'markCancelled'] },
       },
     },
@@ -224,11 +236,8 @@ export const buildJobMachine = setup({
       description: 'The worker runs; it must call RegisterBuildJob before its setup time runs out.',
       entry: { type: 'startDeadline', params: ({ context }) => ({ seconds: currentExecutor(context).setupTime }) },
       on: {
-        'worker.registered': { target: 'running', actions: assign({ registeredAt: ({ event }) => event.at }) },
-        'job.expired': {
-          target: 'retrying',
-          actions: [stopCurrentWorker, assign(({ context }) => failWith(context, `the worker did not register within ${currentExecutor(context).setupTime} s`))],
-        },
+        'worker.registered': { target: 'running', actions: 'recordRegistered' },
+        'job.expired': { target: 'retrying', actions: [stopCurrentWorker, 'failRegistrationTimeout'] },
         'job.cancel': { target: 'cancelled', actions: [stopCurrentWorker, 'markCancelled'] },
       },
     },
@@ -250,19 +259,12 @@ export const buildJobMachine = setup({
           { guard: 'phaseError', target: 'error', actions: 'markFinished' },
           { guard: 'phaseWaiting', target: '.waiting' },
           { guard: 'phaseUnpacking', target: '.unpacking' },
-          {
-            guard: 'phasePulling',
-            target: '.pulling',
-            actions: assign({ pullMetadata: ({ event }) => (event.type === 'worker.phase' ? event.pullMetadata : undefined) }),
-          },
+          { guard: 'phasePulling', target: '.pulling', actions: 'recordPullMetadata' },
           { guard: 'phaseBuilding', target: '.building' },
           { guard: 'phasePushing', target: '.pushing' },
         ],
-        'job.expired': {
-          target: 'retrying',
-          actions: [stopCurrentWorker, assign(({ context }) => failWith(context, 'the worker stopped sending heartbeats'))],
-        },
-        'job.cancel': { guard: not(stateIn('#buildJob.running.pushing')), target: 'cancelled', actions: [stopCurrentWorker, 'markCancelled'] },
+        'job.expired': { target: 'retrying', actions: [stopCurrentWorker, 'failHeartbeatTimeout'] },
+        'job.cancel': { guard: 'isNotPushing', target: 'cancelled', actions: [stopCurrentWorker, 'markCancelled'] },
       },
     },
     retrying: {
@@ -295,10 +297,5 @@ export const buildJobMachine = setup({
     },
   },
 });
-
-function failWith(context: BuildJobContext, reason: string): Partial<BuildJobContext> {
-  const executor = context.executorName ?? context.executors[context.executorIndex]?.name;
-  return { reason, failures: [...context.failures, { attempt: context.attempt, executor, reason }] };
-}
 
 export type BuildJobSnapshot = SnapshotFrom<typeof buildJobMachine>;

@@ -14,19 +14,40 @@ export interface StartWorkerOutput {
   at: number;
 }
 
+type ExecutorContext = ExecutorInput & { executionId?: string; error?: string };
+
 /**
  * One executor attempt, spawned by the build-job actor. It owns the start call and reports the
  * outcome to its parent; teardown is the parent's `stopWorker` action, which survives the child.
  * `startWorker` is injected by the runtime; the default refuses so a forgotten wiring is loud.
+ * Actions are named so `machine.config` exports to Stately without loss.
  */
 export const executorMachine = setup({
   types: {
     input: {} as ExecutorInput,
-    context: {} as ExecutorInput & { executionId?: string; error?: string },
+    context: {} as ExecutorContext,
   },
   actors: {
     startWorker: fromPromise<StartWorkerOutput, ExecutorInput>(async () => {
       throw new Error('startWorker is not provided: give it with machine.provide({ actors })');
+    }),
+  },
+  actions: {
+    recordExecutionId: assign({ executionId: ({ event }) => (event as unknown as { output: StartWorkerOutput }).output.executionId }),
+    reportStarted: sendParent(({ context, event }): JobEvent => {
+      const { output } = event as unknown as { output: StartWorkerOutput };
+      return { type: 'executor.started', attempt: context.attempt, executorName: context.executorName, executionId: output.executionId, at: output.at };
+    }),
+    recordError: assign({ error: ({ event }) => describeError((event as unknown as { error: unknown }).error) }),
+    reportFailed: sendParent(({ context, event }): JobEvent => {
+      const { error } = event as unknown as { error: unknown };
+      return {
+        type: 'executor.failed',
+        attempt: context.attempt,
+        executorName: context.executorName,
+        reason: describeError(error),
+        failure: failureKind(error),
+      };
     }),
   },
 }).createMachine({
@@ -38,32 +59,8 @@ export const executorMachine = setup({
       invoke: {
         src: 'startWorker',
         input: ({ context }) => ({ buildId: context.buildId, attempt: context.attempt, executorName: context.executorName }),
-        onDone: {
-          target: 'started',
-          actions: [
-            assign({ executionId: ({ event }) => event.output.executionId }),
-            sendParent(({ context, event }): JobEvent => ({
-              type: 'executor.started',
-              attempt: context.attempt,
-              executorName: context.executorName,
-              executionId: event.output.executionId,
-              at: event.output.at,
-            })),
-          ],
-        },
-        onError: {
-          target: 'failed',
-          actions: [
-            assign({ error: ({ event }) => describeError(event.error) }),
-            sendParent(({ context, event }): JobEvent => ({
-              type: 'executor.failed',
-              attempt: context.attempt,
-              executorName: context.executorName,
-              reason: describeError(event.error),
-              failure: failureKind(event.error),
-            })),
-          ],
-        },
+        onDone: { target: 'started', actions: ['recordExecutionId', 'reportStarted'] },
+        onError: { target: 'failed', actions: ['recordError', 'reportFailed'] },
       },
     },
     started: { type: 'final' },
