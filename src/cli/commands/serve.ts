@@ -10,6 +10,8 @@ interface ServeOptions {
   httpPort?: number;
   dataDir?: string;
   logLevel?: string;
+  /** `--inspect` alone is `true`: the default port. */
+  inspect?: number | true;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -22,6 +24,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
     .option('--grpc-port <n>', 'gRPC port for workers (0 picks a free one)', parsePort)
     .option('--http-port <n>', 'HTTP API port (0 picks a free one)', parsePort)
     .option('--data-dir <dir>', 'where keys and uploaded contexts are kept')
+    .option('--inspect [port]', 'stream live actor events (Stately inspector protocol) over a WebSocket on 127.0.0.1 (default port 4242)', parsePort)
     .addOption(new Option('--log-level <level>', 'log level (logs go to stderr)').choices(LOG_LEVELS))
     .action((opts: ServeOptions) => serve(opts, ctx));
 }
@@ -49,7 +52,9 @@ async function serve(opts: ServeOptions, ctx: CliContext): Promise<void> {
   ctx.stderr(unknownKeyWarnings(config.unknownKeys, opts.config));
 
   const logger = createLogger({ level: opts.logLevel, secrets: config.secrets });
-  const manager = await startManager(config, { logger });
+  const { DEFAULT_INSPECT_PORT } = await import('../../inspect/inspect-server.js');
+  const inspectPort = opts.inspect === true ? DEFAULT_INSPECT_PORT : opts.inspect;
+  const manager = await startManager(config, { logger, inspectPort });
   const { httpHost, httpPort } = config.server;
   let http: Awaited<ReturnType<typeof startHttpServer>>;
   try {
@@ -64,6 +69,7 @@ async function serve(opts: ServeOptions, ctx: CliContext): Promise<void> {
 
   ctx.stdout(`gRPC listening on ${manager.grpcAddress}\n`);
   ctx.stdout(`HTTP API on ${http.url}\n`);
+  if (manager.inspectPort !== undefined) ctx.stdout(`Live inspection on ws://127.0.0.1:${manager.inspectPort} (?build=<id> for one build)\n`);
   ctx.stdout(describeConfig(config, { source: opts.config ?? 'embedded default' }).trimEnd() + '\n');
 
   const signal = await nextSignal();
