@@ -6,6 +6,7 @@ import { registerBuildRoutes } from './build-routes.js';
 import type { BuildService } from './build-service.js';
 import { toErrorReply } from './error-reply.js';
 import { schemaErrorFormatter, validatorCompiler } from './request-validation.js';
+import { registerStatusPage } from './status-page.js';
 
 export interface HttpServerOptions {
   host: string;
@@ -61,6 +62,7 @@ export async function startHttpServer(service: BuildService, opts: HttpServerOpt
     return reply.header('content-type', contentType).send(body);
   });
   registerBuildRoutes(app, service);
+  registerStatusPage(app);
 
   await app.listen({ host: opts.host, port: opts.port });
   const { port } = app.server.address() as AddressInfo;

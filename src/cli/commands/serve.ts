@@ -69,6 +69,7 @@ async function serve(opts: ServeOptions, ctx: CliContext): Promise<void> {
 
   ctx.stdout(`gRPC listening on ${manager.grpcAddress}\n`);
   ctx.stdout(`HTTP API on ${http.url}\n`);
+  ctx.stdout(`Status page on ${http.url}/\n`);
   if (manager.inspectPort !== undefined) ctx.stdout(`Live inspection on ws://127.0.0.1:${manager.inspectPort} (?build=<id> for one build)\n`);
   ctx.stdout(describeConfig(config, { source: opts.config ?? 'embedded default' }).trimEnd() + '\n');
 
