@@ -102,6 +102,12 @@ export const managerSchema = z
       BUILDMAN_HEARTBEAT_TTL_SECONDS: wholeNumber(1, undefined, 'seconds').default(60),
       /** Ours, default 7 days: how long a finished build's snapshot and history are kept. */
       BUILDMAN_HISTORY_RETENTION_SECONDS: wholeNumber(60, undefined, 'seconds').default(7 * 86_400),
+      /** Ours, default 60: how often workers that belong to no live build are looked for and stopped. */
+      BUILDMAN_ORPHAN_SWEEP_SECONDS: wholeNumber(1, undefined, 'seconds').default(60),
+      /** Ours, default 120: a worker younger than this is never taken for an orphan. */
+      BUILDMAN_ORPHAN_GRACE_SECONDS: wholeNumber(0, undefined, 'seconds').default(120),
+      /** Ours, default 10: control-plane calls per second per executor (bursts of twice that). */
+      BUILDMAN_EXECUTOR_RATE_LIMIT: decimal(0.1).default(10),
       /** Ours, default 10000: the most events kept per build history (oldest dropped first). */
       BUILDMAN_HISTORY_MAX_EVENTS: wholeNumber(10).default(10_000),
       /** Ours, default 3 (what Quay queues builds with). */

@@ -124,6 +124,12 @@ export interface ManagerConfig {
   historyRetentionSeconds?: number;
   /** Ours: the most events kept in one build's history. Default 10000. */
   historyMaxEvents?: number;
+  /** Ours: seconds between orphan sweeps. Default 60. */
+  orphanSweepSeconds?: number;
+  /** Ours: a worker younger than this is never an orphan. Default 120. */
+  orphanGraceSeconds?: number;
+  /** Ours: control-plane calls per second per executor. Default 10. */
+  executorRateLimit?: number;
   /** Ours: retries a new build starts with (Quay queues with 3). */
   buildRetries: number;
 }

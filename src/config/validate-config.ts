@@ -166,6 +166,9 @@ function checkManager(found: Findings, buildManager: unknown[]): ManagerConfig |
     heartbeatTtlSeconds: manager.BUILDMAN_HEARTBEAT_TTL_SECONDS,
     historyRetentionSeconds: manager.BUILDMAN_HISTORY_RETENTION_SECONDS,
     historyMaxEvents: manager.BUILDMAN_HISTORY_MAX_EVENTS,
+    orphanSweepSeconds: manager.BUILDMAN_ORPHAN_SWEEP_SECONDS,
+    orphanGraceSeconds: manager.BUILDMAN_ORPHAN_GRACE_SECONDS,
+    executorRateLimit: manager.BUILDMAN_EXECUTOR_RATE_LIMIT,
     buildRetries: manager.BUILDMAN_BUILD_RETRIES,
   };
 }

@@ -9,6 +9,8 @@ export interface JobRecord {
   created_at: number;
   executor_name?: string;
   execution_id?: string;
+  /** Ours: the build attempt whose worker this job is (so the orphan sweep can tell old attempts' workers). */
+  attempt?: number;
 }
 
 /**

@@ -53,7 +53,7 @@ export class ActorHost {
   private readonly actors = new Map<string, JobActor>();
   /** Restores in progress, so concurrent events for one build share one restore. */
   private readonly restoring = new Map<string, Promise<JobActor | undefined>>();
-  /** Attempts whose worker was stopped: a start that finishes late is undone at once. */
+  /** Tries (build, attempt, executor) whose worker was stopped: a start that finishes late is undone at once. */
   private readonly stoppedAttempts = new Set<string>();
   private readonly lastPhase = new Map<string, BuildPhase>();
   /** History entries processed but not yet persisted, per build. */
@@ -75,7 +75,7 @@ export class ActorHost {
       actions: {
         startDeadline: ({ context }, { seconds }) =>
           this.effect(context.buildId, 'startDeadline', async () => {
-            await deps.jobs.update(context.buildId, { executor_name: context.executorName, execution_id: context.executionId }, seconds);
+            await deps.jobs.update(context.buildId, { executor_name: context.executorName, execution_id: context.executionId, attempt: context.attempt }, seconds);
             await this.extendLease(context.buildId, seconds + 60);
           }),
         stopWorker: ({ context }, params) => this.stopWorker(context.buildId, params),
@@ -290,7 +290,7 @@ export class ActorHost {
     }
     this.deps.metrics.recordStartDuration(executor.kind, (this.now() - started) / 1000);
     this.log.info({ buildId: input.buildId, attempt: input.attempt, executor: executor.name, executionId }, 'worker started');
-    if (this.stoppedAttempts.has(attemptKey(input.buildId, input.attempt))) {
+    if (this.stoppedAttempts.has(attemptKey(input.buildId, input.attempt, executor.name))) {
       // The build moved on while the control plane was answering: undo the late start.
       await executor.stop({ buildId: input.buildId, attempt: input.attempt, executionId });
     }
@@ -298,7 +298,7 @@ export class ActorHost {
   }
 
   private stopWorker(buildId: string, params: { executorName: string; attempt: number; executionId?: string }): void {
-    this.stoppedAttempts.add(attemptKey(buildId, params.attempt));
+    this.stoppedAttempts.add(attemptKey(buildId, params.attempt, params.executorName));
     const executor = this.deps.executors.get(params.executorName);
     if (!executor) return;
     // Not chained behind the build's other effects: stopping must not wait for a slow requeue.
@@ -442,8 +442,9 @@ export class ActorHost {
   }
 }
 
-function attemptKey(buildId: string, attempt: number): string {
-  return `${buildId}#${attempt}`;
+/** One executor's try within one attempt: a fallback within the attempt is a different worker. */
+function attemptKey(buildId: string, attempt: number, executorName: string): string {
+  return `${buildId}#${attempt}#${executorName}`;
 }
 
 function phaseEntry(phase: BuildPhase, at: number, pullMetadata?: PullMetadata): LogEntry {

@@ -8,6 +8,8 @@ export interface ManagerHandle {
   grpcPort: number;
   /** This instance's id among the managers sharing a Redis ('local' for the embedded default). */
   instanceId: string;
+  /** The name this installation's workers are labelled or tagged with. */
+  installationId: string;
   /** The live inspection WebSocket port, when started with `inspectPort`. */
   inspectPort?: number;
   /** Stops scheduling, closes the gRPC server, stops local workers, closes stores. */

@@ -11,6 +11,7 @@ import { RedisCoordinator } from '../cluster/redis-coordinator.js';
 import type { BuildmanConfig } from '../config/config-types.js';
 import { PermanentError } from '../errors/buildman-error.js';
 import { createExecutors } from '../executors/create-executors.js';
+import { OrphanSweep } from '../executors/orphan-sweep.js';
 import { startInspectServer } from '../inspect/inspect-server.js';
 import { buildManagerService } from '../grpc/build-manager-service.js';
 import { JobRegistry } from '../orchestrator/job-registry.js';
@@ -138,14 +139,15 @@ export async function startManager(config: BuildmanConfig, opts: ManagerOptions)
   const workerHost = server.grpcHost === '0.0.0.0' || server.grpcHost === '::' ? '127.0.0.1' : server.grpcHost;
   const grpcAddress = server.workerGrpcAddress ?? `${workerHost}:${grpcPort}`;
 
+  const installation = installationId(manager.ORCHESTRATOR_PREFIX);
   const executors = createExecutors(manager.EXECUTORS, {
     registryHostname: config.SERVER_HOSTNAME,
     managerHostname: config.BUILDMAN_HOSTNAME,
     grpcAddress,
-    installationId: installationId(manager.ORCHESTRATOR_PREFIX),
+    installationId: installation,
     dataDir: server.dataDir,
     log: logger.child({ component: 'executor' }),
-  });
+  }, { ratePerSecond: manager.executorRateLimit, burst: Math.ceil(2 * (manager.executorRateLimit ?? 10)) });
   const metrics = new BuildMetrics({ defaultMetrics: true });
   const host = new ActorHost({ config, store, queue, jobs, tokens, executors, coordinator, actorStore, metrics, logger, inspector: inspection?.feed });
   const offExpired = jobs.onExpired((buildId) => {
@@ -153,6 +155,19 @@ export async function startManager(config: BuildmanConfig, opts: ManagerOptions)
     metrics.recordExpiry();
     host.deliver(buildId, { type: 'job.expired', at: Date.now() }).catch((err) => logger.error({ buildId, err }, 'could not expire build'));
   });
+  // Workers of this installation that no live build attempt owns are stopped (nothing outlives its build).
+  const sweep = new OrphanSweep({
+    executors,
+    isLive: async (buildId, attempt) => {
+      const job = await jobs.get(buildId);
+      return !!job && (job.attempt === undefined || job.attempt === attempt);
+    },
+    graceMs: (manager.orphanGraceSeconds ?? 120) * 1000,
+    intervalMs: (manager.orphanSweepSeconds ?? 60) * 1000,
+    logger: logger.child({ component: 'orphan-sweep' }),
+    onRemoved: (executor, count) => metrics.recordOrphansRemoved(executor, count),
+  });
+  sweep.start();
   const scheduler = new Scheduler({ queue, jobs, host, coordinator, workerCap: manager.ALLOWED_WORKER_COUNT, logger });
   const gateway = new ManagerWorkerGateway({ config, host, store, jobs, queue, tokens });
   grpcServer.addService(BuildManagerService, buildManagerService(gateway, logger));
@@ -167,11 +182,13 @@ export async function startManager(config: BuildmanConfig, opts: ManagerOptions)
     grpcAddress,
     grpcPort,
     instanceId: coordinator.instanceId,
+    installationId: installation,
     inspectPort: inspection?.port,
     async stop() {
       health.setStatus('', 'NOT_SERVING');
       health.setStatus('buildman_pb.BuildManager', 'NOT_SERVING');
       scheduler.close();
+      await sweep.close();
       offExpired();
       await host.stopAll();
       await inspection?.close();
