@@ -4,7 +4,7 @@
 # themselves, so this prints why and exits 0.
 set -u
 
-PACKAGES="buildah busybox-static docker-registry git chromium"
+PACKAGES="buildah busybox-static docker-registry git graphviz chromium"
 
 missing=""
 for pkg in $PACKAGES; do
