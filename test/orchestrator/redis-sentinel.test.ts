@@ -218,7 +218,13 @@ describe('RedisOrchestrator through Redis Sentinel', () => {
 
     // Subscriptions followed the master: our writes are heard, and keyspace expiry works there
     // (the notification setting was applied to the new master; the sweep is off).
-    await until(() => changes.some((c) => c.key.startsWith('buildman/probe/')), 15_000, 'CREATE after the failover');
+    // Pub/sub is fire-and-forget: a write published before our subscriber reached the new master is
+    // not heard, so keep writing until one is (the subscription must follow the master).
+    for (const deadline = Date.now() + 30_000; !changes.some((c) => c.key.startsWith('buildman/probe/')); ) {
+      if (Date.now() > deadline) throw new Error('no CREATE heard after the failover within 30 s');
+      await orch.setKey(`buildman/probe/${n++}`, 'p').catch(() => undefined);
+      await sleep(250);
+    }
     await orch.setKey('buildman/building/after', 'v', { expirationSeconds: 1 });
     await until(() => changes.some((c) => c.event === KeyEvent.EXPIRE), 15_000, 'EXPIRE after the failover');
     expect(changes.filter((c) => c.event === KeyEvent.EXPIRE)).toEqual([
