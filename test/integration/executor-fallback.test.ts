@@ -201,7 +201,12 @@ describe('Kubernetes and EC2 executors through the manager, against the emulator
     expect(k8s.jobs('builder')).toHaveLength(2);
     await fx.waitFor(live.id, () => k8s!.jobs('builder').length === 1, 15_000);
     expect(k8s.jobs('builder')[0].metadata.name).toBe(`${live.id}-1`);
-    const { body } = await fx.manager.service.metrics();
+    // The count is recorded when that executor's sweep finishes, just after the delete.
+    let body = '';
+    for (let i = 0; i < 50 && !/^buildman_orphans_removed_total\{executor="openshift"\} 1$/m.test(body); i++) {
+      body = (await fx.manager.service.metrics()).body;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     expect(body).toMatch(/^buildman_orphans_removed_total\{executor="openshift"\} 1$/m);
     await fx.manager.service.cancel(live.id);
   });
