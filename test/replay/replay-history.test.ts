@@ -291,3 +291,36 @@ describe('a history that no longer fits the machine', () => {
     expect(run.stderr).toMatch(/buildman history ID --export FILE/);
   });
 });
+
+describe('replay into the inspector', () => {
+  it('plays the recorded events through a live actor to the inspector protocol, ending where the build ended', async () => {
+    const { replayToInspector } = await import('../../src/replay/replay-to-inspector.js');
+    const seen: Array<{ type: string; actorId: string; value?: unknown; event?: string }> = [];
+    const final = await replayToInspector(recording, {
+      inspect: (_buildId, ev) =>
+        seen.push({
+          type: ev.type,
+          actorId: (ev.actorRef as unknown as { id: string }).id,
+          value: ev.type === '@xstate.snapshot' ? (ev.snapshot as unknown as { value: unknown }).value : undefined,
+          event: ev.type === '@xstate.event' ? ev.event.type : undefined,
+        }),
+    });
+    expect(final).toBe('complete');
+    expect(seen[0]).toMatchObject({ type: '@xstate.actor', actorId: buildId });
+    const rootEvents = seen.filter((s) => s.type === '@xstate.event' && s.actorId === buildId).map((s) => s.event);
+    expect(rootEvents).toEqual(expect.arrayContaining(['job.claimed', 'executor.failed', 'job.expired', 'worker.registered', 'worker.phase']));
+    const states = seen.filter((s) => s.type === '@xstate.snapshot' && s.actorId === buildId).map((s) => JSON.stringify(s.value));
+    expect(states.at(-1)).toBe('"complete"');
+    // The same states, in the same order, as the recording.
+    const recorded = moves(recording.entries.filter((e) => e.event.type !== 'xstate.init' && !e.event.type.startsWith('xstate.done.actor.')).map((e) => e.state));
+    const replayed = moves(states.map((v) => { const p = JSON.parse(v); return typeof p === 'string' ? p : Object.entries(p).map(([k, c]) => `${k}.${c}`).join(''); }));
+    expect(replayed.slice(-recorded.length)).toEqual(recorded);
+  });
+
+  it('buildman replay FILE --inspect 0 serves the replay on a WebSocket', async () => {
+    const run = await cli(['replay', file, '--inspect', '0', '--step-ms', '0', '--hold', '0']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/inspector stream: ws:\/\/127\.0\.0\.1:\d+\?build=/);
+    expect(run.stdout).toMatch(/replayed into the inspector, ending in complete/);
+  });
+});
