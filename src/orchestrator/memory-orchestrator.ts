@@ -1,3 +1,4 @@
+import { KeyWatchers } from './key-watchers.js';
 import { KeyEvent, KeyExistsError, KeyNotFoundError, type KeyChange, type Orchestrator } from './orchestrator.js';
 
 interface Entry {
@@ -11,7 +12,7 @@ interface Entry {
  */
 export class MemoryOrchestrator implements Orchestrator {
   private readonly entries = new Map<string, Entry>();
-  private readonly watchers = new Set<{ prefix: string; callback: (change: KeyChange) => void }>();
+  private readonly watchers = new KeyWatchers();
 
   async getKey(key: string): Promise<string> {
     const entry = this.entries.get(key);
@@ -58,9 +59,7 @@ export class MemoryOrchestrator implements Orchestrator {
   }
 
   onKeyChange(prefix: string, callback: (change: KeyChange) => void): () => void {
-    const watcher = { prefix, callback };
-    this.watchers.add(watcher);
-    return () => this.watchers.delete(watcher);
+    return this.watchers.add(prefix, callback);
   }
 
   async close(): Promise<void> {
@@ -76,13 +75,6 @@ export class MemoryOrchestrator implements Orchestrator {
   }
 
   private emit(change: KeyChange): void {
-    for (const w of this.watchers) {
-      if (!change.key.startsWith(w.prefix)) continue;
-      try {
-        w.callback(change);
-      } catch {
-        // A failing watcher must not break the writer or the other watchers.
-      }
-    }
+    this.watchers.emit(change);
   }
 }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { KeyWatchers } from './key-watchers.js';
 import { enableExpiredKeyspaceEvents } from '../redis/keyspace-events.js';
 import { createRedis, redisUnavailable, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
 import type { Logger } from '../util/logger.js';
@@ -22,10 +23,6 @@ const SUBSCRIBE_WAIT_MS = 1000;
 const SWEEP_BATCH = 100;
 const SWEEP_ROUNDS = 10;
 
-interface Watcher {
-  prefix: string;
-  callback: (change: KeyChange) => void;
-}
 
 /**
  * Quay's Redis orchestrator (reference §3), keeping its key layout and event channel so Quay's
@@ -49,7 +46,10 @@ export class RedisOrchestrator implements Orchestrator {
   private readonly cmd: Redis;
   /** The event channel and keyspace notifications (a subscribed connection takes no other commands). */
   private readonly sub: Redis;
-  private readonly watchers = new Set<Watcher>();
+  // A failing watcher must not break the subscription or the other watchers.
+  private readonly watchers = new KeyWatchers((change, err) =>
+    this.logger.error({ key: change.key, err: errorMessage(err) }, 'an orchestrator watcher threw'),
+  );
   private readonly sweepTimer: NodeJS.Timeout;
   /** Expiry work under way; close() waits for it, so an expired key's EXPIRE is never dropped. */
   private readonly inFlight = new Set<Promise<void>>();
@@ -159,9 +159,7 @@ export class RedisOrchestrator implements Orchestrator {
   }
 
   onKeyChange(prefix: string, callback: (change: KeyChange) => void): () => void {
-    const watcher = { prefix, callback };
-    this.watchers.add(watcher);
-    return () => this.watchers.delete(watcher);
+    return this.watchers.add(prefix, callback);
   }
 
   async close(): Promise<void> {
@@ -296,15 +294,7 @@ export class RedisOrchestrator implements Orchestrator {
   }
 
   private emit(change: KeyChange): void {
-    for (const w of this.watchers) {
-      if (!change.key.startsWith(w.prefix)) continue;
-      try {
-        w.callback(change);
-      } catch (err) {
-        // A failing watcher must not break the subscription or the other watchers.
-        this.logger.error({ key: change.key, err: errorMessage(err) }, 'an orchestrator watcher threw');
-      }
-    }
+    this.watchers.emit(change);
   }
 
   /** Logs the first error of an outage as a warning and the reconnect that ends it. */

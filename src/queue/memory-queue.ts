@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CoalescedListeners } from '../util/coalesced-listeners.js';
 import type { BuildQueue, QueueItem } from './build-queue.js';
 
 /** Quay's `QueueItem.retries_remaining` default. Builds are queued with fewer (see `buildRetries`). */
@@ -31,9 +32,8 @@ interface Entry {
  */
 export class MemoryQueue implements BuildQueue {
   private readonly items = new Map<string, Entry>();
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new CoalescedListeners();
   private readonly now: () => number;
-  private notifyPending = false;
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
   private closed = false;
@@ -120,15 +120,12 @@ export class MemoryQueue implements BuildQueue {
   }
 
   onAvailable(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
+    return this.listeners.add(listener);
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    this.listeners.clear();
+    this.listeners.close();
     this.clearTimer();
   }
 
@@ -150,18 +147,7 @@ export class MemoryQueue implements BuildQueue {
 
   /** Coalesced and asynchronous, so listeners never run inside a queue call and a burst calls them once. */
   private notify(): void {
-    if (this.notifyPending || this.closed) return;
-    this.notifyPending = true;
-    queueMicrotask(() => {
-      this.notifyPending = false;
-      for (const listener of [...this.listeners]) {
-        try {
-          listener();
-        } catch {
-          // One listener's failure must not starve the others; listeners report their own errors.
-        }
-      }
-    });
+    this.listeners.notify();
   }
 
   /** Aims the single timer at the earliest future moment an item becomes claimable by itself. */

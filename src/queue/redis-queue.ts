@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { CoalescedListeners } from '../util/coalesced-listeners.js';
 import { Redis, type RedisOptions } from 'ioredis';
 import { redisOptions, redisUnavailable, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
 import { silentLogger, type Logger } from '../util/logger.js';
@@ -63,9 +64,8 @@ export class RedisQueue implements BuildQueue {
   private readonly instanceId = randomUUID();
   private readonly now?: () => number;
   private readonly log: Logger;
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new CoalescedListeners();
   private readonly subscribed: Promise<void>;
-  private notifyPending = false;
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
   /** A timer that fired: listeners are called once Redis's clock confirms the moment has come. */
@@ -174,16 +174,13 @@ export class RedisQueue implements BuildQueue {
   }
 
   onAvailable(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
+    return this.listeners.add(listener);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.listeners.clear();
+    this.listeners.close();
     this.clearTimer();
     await Promise.all([closeConnection(this.redis), closeConnection(this.sub)]);
   }
@@ -222,18 +219,7 @@ export class RedisQueue implements BuildQueue {
 
   /** Coalesced and asynchronous, so listeners never run inside a queue call and a burst calls them once. */
   private notify(): void {
-    if (this.notifyPending || this.closed) return;
-    this.notifyPending = true;
-    queueMicrotask(() => {
-      this.notifyPending = false;
-      for (const listener of [...this.listeners]) {
-        try {
-          listener();
-        } catch {
-          // One listener's failure must not starve the others; listeners report their own errors.
-        }
-      }
-    });
+    this.listeners.notify();
   }
 
   /** Re-aims the timer from Redis; calls during a refresh are folded into one more round. */
