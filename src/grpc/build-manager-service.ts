@@ -77,121 +77,97 @@ export function buildManagerService(gw: WorkerGateway, logger: Logger): BuildMan
     return grpcError(retryable ? grpc.status.UNAVAILABLE : grpc.status.INTERNAL, err instanceof Error ? err.message : String(err));
   }
 
+  /**
+   * A bidi stream of job-token requests: each message is authenticated (the same token is
+   * verified once), handled one at a time so replies keep the order of requests, and a failure
+   * ends the stream with its status.
+   */
+  function serveStream<Req extends { jobJwt: string }, Res>(
+    call: grpc.ServerDuplexStream<Req, Res>,
+    handle: (buildId: string, req: Req) => Promise<Res>,
+  ): void {
+    const auth = streamAuth('build_job_token');
+    let chain = Promise.resolve();
+    call.on('data', (req: Req) => {
+      chain = chain.then(async () => {
+        let ctx: BuildTokenContext;
+        try {
+          ctx = await auth(req.jobJwt);
+        } catch (err) {
+          return void call.emit('error', authError(err));
+        }
+        try {
+          const reply = await handle(ctx.build_id, req);
+          if (!call.writableEnded) call.write(reply);
+        } catch (err) {
+          call.emit('error', internal(err));
+        }
+      });
+    });
+    call.on('end', () => void chain.then(() => call.end()));
+    call.on('error', () => {});
+  }
+
+  /** A unary call: authenticate `token` as `type`, then answer with `handle` or its error. */
+  function serveUnary<Res>(
+    token: string,
+    type: BuildTokenType,
+    callback: grpc.sendUnaryData<Res>,
+    handle: (buildId: string) => Promise<Res>,
+  ): void {
+    void (async () => {
+      let ctx: BuildTokenContext;
+      try {
+        ctx = await authenticate(token, type);
+      } catch (err) {
+        return callback(authError(err));
+      }
+      try {
+        callback(null, await handle(ctx.build_id));
+      } catch (err) {
+        log.warn({ buildId: ctx.build_id, err: (err as Error).message }, 'worker call failed');
+        callback(internal(err));
+      }
+    })();
+  }
+
   return {
     ping(_call, callback) {
       callback(null, { reply: 'pong' });
     },
 
     registerBuildJob(call, callback) {
-      void (async () => {
-        let ctx: BuildTokenContext;
-        try {
-          ctx = await authenticate(call.request.registerJwt, 'build_job_registration');
-        } catch (err) {
-          return callback(authError(err));
-        }
-        try {
-          callback(null, await gw.register(ctx.build_id));
-        } catch (err) {
-          log.warn({ buildId: ctx.build_id, err: (err as Error).message }, 'registration refused');
-          callback(internal(err));
-        }
-      })();
+      serveUnary(call.request.registerJwt, 'build_job_registration', callback, (buildId) => gw.register(buildId));
     },
 
     heartbeat(call) {
-      const auth = streamAuth('build_job_token');
-      let chain = Promise.resolve();
-      call.on('data', (req: { jobJwt: string }) => {
-        // Handle messages one at a time so replies keep the order of requests.
-        chain = chain.then(async () => {
-          let ctx: BuildTokenContext;
-          try {
-            ctx = await auth(req.jobJwt);
-          } catch (err) {
-            call.emit('error', authError(err));
-            return;
-          }
-          let reply = false;
-          try {
-            reply = await gw.heartbeat(ctx.build_id);
-          } catch (err) {
-            return void call.emit('error', internal(err));
-          }
-          if (!call.writableEnded) call.write({ reply });
-        });
-      });
-      call.on('end', () => void chain.then(() => call.end()));
-      call.on('error', () => {});
+      serveStream(call, async (buildId) => ({ reply: await gw.heartbeat(buildId) }));
     },
 
     setPhase(call, callback) {
-      void (async () => {
-        const { jobJwt, sequenceNumber, phase, pullMetadata } = call.request;
-        let ctx: BuildTokenContext;
-        try {
-          ctx = await authenticate(jobJwt, 'build_job_token');
-        } catch (err) {
-          return callback(authError(err));
-        }
+      const { jobJwt, sequenceNumber, phase, pullMetadata } = call.request;
+      serveUnary(jobJwt, 'build_job_token', callback, async (buildId) => {
         const workerPhase = PHASES[phase];
-        if (!workerPhase) return callback(grpcError(grpc.status.INVALID_ARGUMENT, `unknown phase ${phase}`));
-        try {
-          const success = await gw.setPhase(ctx.build_id, workerPhase, toPullMetadata(pullMetadata));
-          callback(null, { success, sequenceNumber });
-        } catch (err) {
-          callback(internal(err));
-        }
-      })();
+        if (!workerPhase) throw grpcError(grpc.status.INVALID_ARGUMENT, `unknown phase ${phase}`);
+        return { success: await gw.setPhase(buildId, workerPhase, toPullMetadata(pullMetadata)), sequenceNumber };
+      });
     },
 
     logMessage(call) {
-      const auth = streamAuth('build_job_token');
       // Quay keeps the last sequence number per stream: a repeat or a step back is refused.
       let lastSequence: number | undefined;
-      let chain = Promise.resolve();
-      call.on('data', (req: { jobJwt: string; sequenceNumber: number; logMessage: string }) => {
-        chain = chain.then(async () => {
-          let ctx: BuildTokenContext;
-          try {
-            ctx = await auth(req.jobJwt);
-          } catch (err) {
-            call.emit('error', authError(err));
-            return;
-          }
-          const write = (success: boolean, sequenceNumber: number) => {
-            if (!call.writableEnded) call.write({ success, sequenceNumber });
-          };
-          try {
-            await gw.heartbeat(ctx.build_id);
-            if (lastSequence !== undefined && req.sequenceNumber <= lastSequence) return write(false, 0);
-            lastSequence = req.sequenceNumber;
-            const entry = unwrapLogMessage(req.logMessage, quayDatetime(Date.now()));
-            if (!entry) return write(false, req.sequenceNumber);
-            write(await gw.appendLog(ctx.build_id, entry), req.sequenceNumber);
-          } catch (err) {
-            call.emit('error', internal(err));
-          }
-        });
+      serveStream(call, async (buildId, req) => {
+        await gw.heartbeat(buildId);
+        if (lastSequence !== undefined && req.sequenceNumber <= lastSequence) return { success: false, sequenceNumber: 0 };
+        lastSequence = req.sequenceNumber;
+        const entry = unwrapLogMessage(req.logMessage, quayDatetime(Date.now()));
+        if (!entry) return { success: false, sequenceNumber: req.sequenceNumber };
+        return { success: await gw.appendLog(buildId, entry), sequenceNumber: req.sequenceNumber };
       });
-      call.on('end', () => void chain.then(() => call.end()));
-      call.on('error', () => {});
     },
 
     determineCachedTag(call, callback) {
-      void (async () => {
-        let ctx: BuildTokenContext;
-        try {
-          ctx = await authenticate(call.request.jobJwt, 'build_job_token');
-        } catch (err) {
-          return callback(authError(err));
-        }
-        try {
-          callback(null, { CachedTag: await gw.cachedTag(ctx.build_id) });
-        } catch (err) {
-          callback(internal(err));
-        }
-      })();
+      serveUnary(call.request.jobJwt, 'build_job_token', callback, async (buildId) => ({ CachedTag: await gw.cachedTag(buildId) }));
     },
   };
 }
