@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from '../helpers/free-port.js';
+export { freePort };
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BuildView } from '../../src/api/build-service.js';
@@ -9,16 +10,6 @@ import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 // The package root, whether this runs from test/ (vitest) or dist/test/ (the takeover benchmark).
 const ROOT = PACKAGE_ROOT;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface Instance {
   name: string;

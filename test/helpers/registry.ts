@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { freePort } from './free-port.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,16 +24,6 @@ export interface RegistryOptions {
   auth?: { username: string; password: string };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** bcrypt (the only hash Distribution accepts) at the lowest cost, so each registry request stays fast; glibc crypt via python3 makes it without extra packages. */
 export function bcryptLine(username: string, password: string): string | undefined {
