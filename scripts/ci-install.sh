@@ -1,10 +1,12 @@
 #!/bin/sh
-# Installs what real container builds need (buildah, busybox-static, docker-registry, git).
+# Installs what the tests need from Debian: real container builds (buildah, busybox-static,
+# docker-registry, git), diagrams (graphviz) and the status page in a browser (chromium).
 # Idempotent and quiet; never fails the run: without these packages the real-build tests skip
 # themselves, so this prints why and exits 0.
 set -u
 
-PACKAGES="buildah busybox-static docker-registry git graphviz chromium"
+# fonts-liberation: chromium only recommends it, and the status-page screenshots need text to render.
+PACKAGES="buildah busybox-static docker-registry git graphviz chromium fonts-liberation"
 
 missing=""
 for pkg in $PACKAGES; do
