@@ -13,6 +13,8 @@ const ROOT = PACKAGE_ROOT;
 
 export interface Instance {
   name: string;
+  config: string;
+  dataDir: string;
   grpcPort: number;
   httpPort: number;
   url: string;
@@ -33,7 +35,7 @@ export async function startCluster(opts: {
   workerCap: number;
   worker: string;
   extraManagerYaml?: string;
-}): Promise<{ instances: Instance[]; dir: string; stop(): Promise<void> }> {
+}): Promise<{ instances: Instance[]; dir: string; restart(i: number): Promise<Instance>; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'bm-cluster-'));
   const ports = await Promise.all(Array.from({ length: opts.count }, async () => ({ grpc: await freePort(), http: await freePort() })));
   const instances: Instance[] = [];
@@ -61,27 +63,53 @@ ${(opts.extraManagerYaml ?? '').replace(/^/gm, '  ')}
     SETUP_TIME: 30
 `,
     );
-    const child = spawn(
-      process.execPath,
-      [join(ROOT, 'bin/buildman.js'), 'serve', '--config', config, '--grpc-port', String(ports[i].grpc), '--http-port', String(ports[i].http), '--data-dir', join(dir, `data-${i}`), '--log-level', process.env.BUILDMAN_TEST_LOG ? 'info' : 'warn'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-    child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    instances.push({ name: `m${i}`, grpcPort: ports[i].grpc, httpPort: ports[i].http, url: `http://127.0.0.1:${ports[i].http}`, process: child, output: () => out, exited });
+    instances.push(launch(`m${i}`, config, ports[i], join(dir, `data-${i}`)));
   }
   for (const inst of instances) await waitHealthy(inst);
   return {
     instances,
     dir,
+    /** Starts instance i again, same config, ports and data folder (after it died). */
+    async restart(i: number) {
+      const old = instances[i];
+      const again = launch(old.name, old.config, { grpc: old.grpcPort, http: old.httpPort }, old.dataDir);
+      instances[i] = again;
+      await waitHealthy(again);
+      return again;
+    },
     async stop() {
       for (const inst of instances) if (inst.process.exitCode === null && inst.process.signalCode === null) inst.process.kill('SIGTERM');
       await Promise.all(instances.map((i) => Promise.race([i.exited, new Promise((r) => setTimeout(r, 8000))])));
       for (const inst of instances) if (inst.process.exitCode === null && inst.process.signalCode === null) inst.process.kill('SIGKILL');
     },
   };
+}
+
+/** One `buildman serve` process, as an operator runs it (the compiled CLI). */
+function launch(name: string, config: string, ports: { grpc: number; http: number }, dataDir: string): Instance {
+  const child = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bin/buildman.js'),
+      'serve',
+      '--config',
+      config,
+      '--grpc-port',
+      String(ports.grpc),
+      '--http-port',
+      String(ports.http),
+      '--data-dir',
+      dataDir,
+      '--log-level',
+      process.env.BUILDMAN_TEST_LOG ? 'info' : 'warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { name, config, dataDir, grpcPort: ports.grpc, httpPort: ports.http, url: `http://127.0.0.1:${ports.http}`, process: child, output: () => out, exited };
 }
 
 async function waitHealthy(inst: Instance): Promise<void> {

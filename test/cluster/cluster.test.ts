@@ -92,6 +92,32 @@ describe.skipIf(!built)('several managers sharing one Redis', () => {
     for (const inst of survivors) expect(inst.process.exitCode).toBe(null);
   }, 150_000);
 
+  it('a lone manager killed and restarted adopts the builds it owned, and they complete', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bm-restart-'));
+    const starts = join(dir, 'starts');
+    const prefix = `test/${randomUUID()}/`;
+    prefixes.push(prefix);
+    // One instance whose workers talk to it directly (with one instance, "the next" is itself).
+    const cluster = await startCluster({
+      count: 1,
+      prefix,
+      workerCap: 4,
+      worker: scriptedWorker(dir, 'full-run', { STARTS_FILE: starts, STEP_DELAY_MS: '800' }),
+    });
+    stop = cluster.stop;
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await submit(cluster.instances[0], `restart/own${i}`)).id);
+    const deadline = Date.now() + 30_000;
+    while (lines(starts).length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    cluster.instances[0].process.kill('SIGKILL');
+    await cluster.instances[0].exited;
+    // The workers live on (their own process group) and reconnect once the port answers again.
+    const again = await cluster.restart(0);
+    const final = await waitAllFinal(() => [again], ids, 90_000);
+    expect(final.map((b) => b.phase)).toEqual(Array(4).fill('complete'));
+    expect(lines(starts).map((l) => l.split(' ')[0]).sort()).toEqual([...ids].sort());
+  }, 150_000);
+
   it('a Redis restart mid-run: every build still ends, and no manager exits', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bm-redis-restart-'));
     const port = await freePort();
