@@ -157,7 +157,8 @@ export class ActorHost {
       const snap = stored?.snapshot as { value: JobSnapshot['value']; status: string } | undefined;
       return snap && { state: stateString(snap.value), done: snap.status === 'done' };
     }
-    actor.send(event);
+    // A build that just ended keeps its actor until its last writes are done; it takes no more events.
+    if (actor.getSnapshot().status === 'active') actor.send(event);
     const after = actor.getSnapshot();
     // Answer once the change is persisted and mirrored, as Quay answers after its DB write.
     await this.settled(buildId);
