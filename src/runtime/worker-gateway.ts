@@ -110,7 +110,8 @@ export class ManagerWorkerGateway implements WorkerGateway {
   async cachedTag(buildId: string): Promise<string> {
     const record = await this.deps.store.get(buildId);
     if (!record) return '';
-    const earlier = (await this.deps.store.list()).filter(
+    // The most recent builds are where a cache source is; looking further back costs more than it gives.
+    const earlier = (await this.deps.store.list({ limit: 1000 })).filter(
       (b) => b.repository === record.repository && b.phase === 'complete' && b.id !== buildId,
     );
     const built = new Set(earlier.flatMap((b) => b.tags));
