@@ -139,6 +139,22 @@ EXECUTORS:
     expect(value(/^buildman_build_enqueue_to_registered_seconds_count/)).toBeGreaterThanOrEqual(1);
   });
 
+  it('DetermineCachedTag offers a tag an earlier build of the repository produced', async () => {
+    const first = await registered('cache/repo');
+    const fresh = await unary<object, { CachedTag: string }>(client, 'determineCachedTag', { jobJwt: first.pack.jobJwt, baseImageName: 'x', baseImageTag: 'y', baseImageId: '' });
+    expect(fresh.CachedTag).toBe('');
+    await unary(client, 'setPhase', { jobJwt: first.pack.jobJwt, sequenceNumber: 1, phase: Phase.COMPLETE });
+    await fx.waitFinal(first.id);
+    const second = await registered('cache/repo');
+    const cached = await unary<object, { CachedTag: string }>(client, 'determineCachedTag', { jobJwt: second.pack.jobJwt, baseImageName: 'x', baseImageTag: 'y', baseImageId: '' });
+    expect(cached.CachedTag).toBe('v1');
+    const other = await registered('cache/other');
+    const none = await unary<object, { CachedTag: string }>(client, 'determineCachedTag', { jobJwt: other.pack.jobJwt, baseImageName: 'x', baseImageTag: 'y', baseImageId: '' });
+    expect(none.CachedTag).toBe('');
+    await fx.manager.service.cancel(second.id);
+    await fx.manager.service.cancel(other.id);
+  });
+
   it('refuses forged, expired, wrong-type and other-build tokens with UNAUTHENTICATED and leaves the job alone', async () => {
     const a = await registered('auth/a');
     const b = await registered('auth/b');
