@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import { createActor, fromPromise, type Actor, type InspectionEvent } from 'xstate';
 import { BUILD_JOB_MACHINE_VERSION, buildJobMachine, type BuildJobContext, type BuildJobInput, type ExecutorChoice } from '../../machines/build-job-machine.js';
 import { executorMachine, type ExecutorInput, type StartWorkerOutput } from '../../machines/executor-machine.js';
@@ -60,7 +59,6 @@ export class ActorHost {
   private readonly unsaved = new Map<string, HistoryEntry[]>();
   /** Per-build promise chains, so a build's effects and writes happen in order. */
   private readonly chains = new Map<string, Promise<void>>();
-  private readonly finals = new EventEmitter().setMaxListeners(0);
   private readonly machine;
   private readonly log: Logger;
 
@@ -228,12 +226,6 @@ export class ActorHost {
   /** Resolves once every effect and write queued for this build so far has run. */
   settled(buildId: string): Promise<void> {
     return this.chains.get(buildId) ?? Promise.resolve();
-  }
-
-  /** Calls `listener` once the build reaches a final state on this instance and its record says so. */
-  onFinal(buildId: string, listener: () => void): () => void {
-    this.finals.once(buildId, listener);
-    return () => this.finals.off(buildId, listener);
   }
 
   /** The scheduler claimed this item: create the job key and tell the actor. */
@@ -405,7 +397,6 @@ export class ActorHost {
         this.actors.delete(buildId);
         this.lastPhase.delete(buildId);
         await this.deps.coordinator.release(buildId);
-        this.finals.emit(buildId);
       }
     });
   }
