@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Readable } from 'node:stream';
-import { createRedis, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
+import { closeRedis, createRedis, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { BuildRecord, LogEntry } from './build-record.js';
 import type { BuildStore } from './build-store.js';
@@ -9,7 +9,7 @@ import { redisBuildKeys, type RedisBuildKeys } from './redis-build-keys.js';
 import { defineRecordScripts, RedisBuildRecords } from './redis-build-records.js';
 import { RedisLogWatcher } from './redis-log-watcher.js';
 import { RedisLogWriter } from './redis-log-writer.js';
-import { closeConnection, guardConnection, repliesOrThrow, withDeadline } from './redis-store-io.js';
+import { guardConnection, repliesOrThrow, withDeadline } from './redis-store-io.js';
 
 export interface RedisBuildStoreOptions {
   /** ORCHESTRATOR_PREFIX. Build logs ignore it: they live at Quay's own `builds/<uuid>/logs`. */
@@ -122,7 +122,7 @@ export class RedisBuildStore implements BuildStore {
     this.closed = true;
     await withDeadline(this.writer.idle(), this.timeoutMs).catch(() => undefined);
     this.watcher.close();
-    await Promise.all([closeConnection(this.cmd, this.timeoutMs), this.blob && closeConnection(this.blob, this.timeoutMs)]);
+    await Promise.all([closeRedis(this.cmd, this.timeoutMs), this.blob && closeRedis(this.blob, this.timeoutMs)]);
   }
 
   private async read(id: string, start: number): Promise<{ total: number; logs: LogEntry[] }> {

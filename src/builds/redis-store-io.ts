@@ -50,18 +50,3 @@ export function guardConnection(redis: Redis, log: Logger, name: string): Redis 
   });
   return redis;
 }
-
-/** QUIT (waits for pending replies), or drop the socket if Redis does not answer. */
-export async function closeConnection(redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'end') return;
-  // Not connected (an outage): nothing to wait for, and QUIT would sit in the offline queue.
-  if (redis.status !== 'ready') {
-    redis.disconnect();
-    return;
-  }
-  try {
-    await withDeadline(redis.quit(), timeoutMs);
-  } catch {
-    redis.disconnect();
-  }
-}

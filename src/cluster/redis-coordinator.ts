@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { JobEvent } from '../../machines/job-events.js';
 import { InfraError } from '../errors/buildman-error.js';
 import { slashJoin } from '../orchestrator/orchestrator.js';
-import { createRedis, redisUnavailable, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
+import { closeRedis, createRedis, redisUnavailable, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorStatus, Coordinator } from './coordinator.js';
 
@@ -215,7 +215,7 @@ export class RedisCoordinator implements Coordinator {
     // Leaving the instance set at once lets others take over our builds without waiting out the lease.
     await this.cmd.zrem(this.keys.instances, this.instanceId).catch(() => {});
     this.inboxReader.disconnect();
-    await Promise.allSettled([this.cmd.quit(), this.sub.quit()]);
+    await Promise.all([closeRedis(this.cmd), closeRedis(this.sub)]);
   }
 
   /** Renews our lease and takes over builds of instances whose lease ran out. */

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { KeyWatchers } from './key-watchers.js';
 import { enableExpiredKeyspaceEvents } from '../redis/keyspace-events.js';
-import { createRedis, redisUnavailable, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
+import { createRedis, redisUnavailable, type RedisOrchestratorConfig, closeRedis } from '../redis/redis-connection.js';
 import type { Logger } from '../util/logger.js';
 import { KeyEvent, KeyExistsError, KeyNotFoundError, type KeyChange, type Orchestrator } from './orchestrator.js';
 import { EXPIRED_MARKER_TTL_MS, MAIN_KEY_GRACE_MS, RedisKeyLayout, escapeGlob, isSiblingKey } from './redis-key-layout.js';
@@ -169,7 +169,7 @@ export class RedisOrchestrator implements Orchestrator {
       this.closing = (async () => {
         await Promise.allSettled([...this.inFlight]);
         this.watchers.clear();
-        await Promise.all([quit(this.cmd), quit(this.sub)]);
+        await Promise.all([closeRedis(this.cmd), closeRedis(this.sub)]);
       })();
     }
     return this.closing;
@@ -326,18 +326,6 @@ function parseKeyChange(message: string): KeyChange | undefined {
   return { event, key, value };
 }
 
-/** QUIT when connected (lets replies drain); otherwise just drop the socket and stop reconnecting. */
-async function quit(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') {
-    try {
-      await redis.quit();
-      return;
-    } catch {
-      // fall through
-    }
-  }
-  redis.disconnect();
-}
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

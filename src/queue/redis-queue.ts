@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CoalescedListeners } from '../util/coalesced-listeners.js';
 import { Redis, type RedisOptions } from 'ioredis';
-import { redisOptions, redisUnavailable, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
+import { redisOptions, redisUnavailable, type RedisOrchestratorConfig, closeRedis } from '../redis/redis-connection.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { BuildQueue, QueueItem } from './build-queue.js';
 import { DEFAULT_MINIMUM_EXTENSION_SECONDS, DEFAULT_RETRIES } from './memory-queue.js';
@@ -182,7 +182,7 @@ export class RedisQueue implements BuildQueue {
     this.closed = true;
     this.listeners.close();
     this.clearTimer();
-    await Promise.all([closeConnection(this.redis), closeConnection(this.sub)]);
+    await Promise.all([closeRedis(this.redis), closeRedis(this.sub)]);
   }
 
   private async remove(id: string): Promise<boolean> {
@@ -312,14 +312,3 @@ function watchHealth(redis: Redis, name: string, log: Logger): void {
   });
 }
 
-async function closeConnection(redis: Redis): Promise<void> {
-  if (redis.status === 'ready') {
-    try {
-      await redis.quit();
-      return;
-    } catch {
-      // Fall through to a hard disconnect.
-    }
-  }
-  redis.disconnect();
-}

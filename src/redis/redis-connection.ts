@@ -70,3 +70,26 @@ export function redisUnavailable(err: unknown): InfraError {
   const message = err instanceof Error ? err.message : String(err);
   return new InfraError(`Redis is unavailable: ${message}`, 'REDIS_UNAVAILABLE', err);
 }
+
+/**
+ * Closes a connection: QUIT when connected (pending replies drain first), else, or when Redis does
+ * not answer within `timeoutMs`, drop the socket. Never hangs, never throws.
+ */
+export async function closeRedis(redis: Redis, timeoutMs = 3000): Promise<void> {
+  if (redis.status === 'end') return;
+  // Not connected (an outage): nothing to wait for, and QUIT would sit in the offline queue.
+  if (redis.status !== 'ready') {
+    redis.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  try {
+    const result = await Promise.race([redis.quit(), timedOut]);
+    if (result === 'timeout') redis.disconnect();
+  } catch {
+    redis.disconnect();
+  } finally {
+    clearTimeout(timer);
+  }
+}

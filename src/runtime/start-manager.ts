@@ -24,7 +24,7 @@ import { RedisActorStore } from '../persistence/redis-actor-store.js';
 import type { BuildQueue } from '../queue/build-queue.js';
 import { MemoryQueue } from '../queue/memory-queue.js';
 import { RedisQueue } from '../queue/redis-queue.js';
-import { createRedis } from '../redis/redis-connection.js';
+import { closeRedis, createRedis } from '../redis/redis-connection.js';
 import { JwtBuildTokens } from '../tokens/jwt-build-tokens.js';
 import { SharedServiceKeys } from '../tokens/shared-service-keys.js';
 import { loadServiceKeys } from '../tokens/service-keys.js';
@@ -81,7 +81,7 @@ async function openBackends(config: BuildmanConfig, logger: Logger): Promise<Bac
     }),
     coordinator,
     async close() {
-      await redis.quit().catch(() => {});
+      await closeRedis(redis);
     },
   };
 }
