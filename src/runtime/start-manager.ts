@@ -16,7 +16,7 @@ import { startInspectServer } from '../inspect/inspect-server.js';
 import { buildManagerService } from '../grpc/build-manager-service.js';
 import { JobRegistry } from '../orchestrator/job-registry.js';
 import { MemoryOrchestrator } from '../orchestrator/memory-orchestrator.js';
-import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import { KeyEvent, slashJoin, type Orchestrator } from '../orchestrator/orchestrator.js';
 import { RedisOrchestrator } from '../orchestrator/redis-orchestrator.js';
 import type { ActorStore } from '../persistence/actor-store.js';
 import { MemoryActorStore } from '../persistence/memory-actor-store.js';
@@ -84,6 +84,23 @@ async function openBackends(config: BuildmanConfig, logger: Logger): Promise<Bac
       await closeRedis(redis);
     },
   };
+}
+
+/**
+ * Quay's API cancels a build by writing `cancel/<uuid>` (unprefixed, quirk Q4) and publishing the
+ * write on the orchestrator's event channel. Quay's own manager cannot match it; we do, with or
+ * without the prefix, so a cancel from Quay's UI reaches the build.
+ */
+function watchQuayCancels(orchestrator: Orchestrator, prefix: string, cancel: (buildId: string) => void): () => void {
+  const prefixes = new Set(['cancel/', slashJoin(prefix, 'cancel') + '/']);
+  const offs = [...prefixes].map((p) =>
+    orchestrator.onKeyChange(p, (change) => {
+      if (change.event !== KeyEvent.CREATE && change.event !== KeyEvent.SET) return;
+      const buildId = change.key.slice(p.length);
+      if (/^[0-9a-f-]{36}$/i.test(buildId)) cancel(buildId);
+    }),
+  );
+  return () => offs.forEach((off) => off());
 }
 
 /** A short stable name for this installation, from its key prefix (k8s label values allow 63 chars). */
@@ -155,6 +172,11 @@ export async function startManager(config: BuildmanConfig, opts: ManagerOptions)
     metrics.recordExpiry();
     host.deliver(buildId, { type: 'job.expired', at: Date.now() }).catch((err) => logger.error({ buildId, err }, 'could not expire build'));
   });
+  const offQuayCancel = watchQuayCancels(orchestrator, manager.ORCHESTRATOR_PREFIX, (buildId) =>
+    host.deliver(buildId, { type: 'job.cancel', at: Date.now(), reason: "cancelled through Quay's cancel key" }).catch((err) =>
+      logger.error({ buildId, err }, 'could not cancel build'),
+    ),
+  );
   // Workers of this installation that no live build attempt owns are stopped (nothing outlives its build).
   const sweep = new OrphanSweep({
     executors,
@@ -190,6 +212,7 @@ export async function startManager(config: BuildmanConfig, opts: ManagerOptions)
       scheduler.close();
       await sweep.close();
       offExpired();
+      offQuayCancel();
       await host.stopAll();
       await inspection?.close();
       // Local workers die with their manager; remote ones are left to their own deadlines.

@@ -87,6 +87,28 @@ EXECUTORS:
     expect(await redis.ttl(`${prefix}actors/${build.id}/snapshot`)).toBeGreaterThan(0);
   });
 
+  it("a cancel written the way Quay's API writes it (unprefixed cancel/<uuid>, published on the event channel) cancels the build", async () => {
+    const prefix = uniquePrefix();
+    cleanups.push(() => cleanupPrefix(prefix));
+    const dir = join(tmpdir(), `bm-quay-cancel-${process.pid}-${Date.now()}`);
+    mkdirSync(dir, { recursive: true });
+    fx = await startFixture(managerYaml(prefix, 6379, scriptedWorker(dir, 'hand-off', { ENV_DIR: dir })));
+    const build = await fx.manager.service.submit(urlBuild('quay/cancel'));
+    await handOff(dir, build.id);
+    const redis = testClient();
+    cleanups.push(async () => {
+      await redis.del(`cancel/${build.id}`, `cancel/${build.id}/expiring`);
+      redis.disconnect();
+    });
+    // Quay's OrchestratorCanceller: SET cancel/<uuid> <uuid> with a 60 s TTL sibling, then PUBLISH CREATE.
+    await redis.set(`cancel/${build.id}`, build.id, 'EX', 60 + 86400);
+    await redis.set(`cancel/${build.id}/expiring`, '', 'EX', 60);
+    await redis.publish(`${prefix}orchestrator_events`, JSON.stringify({ event: 1, key: `cancel/${build.id}`, value: build.id }));
+    const done = await fx.waitFinal(build.id, 10_000);
+    expect(done.phase).toBe('cancelled');
+    expect(done.reason).toMatch(/Quay's cancel key/);
+  });
+
   it('while Redis is down, workers are told UNAVAILABLE (not a lie), and the build carries on once it is back', async () => {
     const server = await RedisServerChild.start(['--appendonly', 'yes', '--appendfsync', 'always', '--dir', tmpdir(), '--appendfilename', `bm-${process.pid}-${Date.now()}.aof`]);
     cleanups.push(() => server.stop());
