@@ -20,7 +20,8 @@ export interface WorkerGateway {
   register(buildId: string): Promise<BuildPack>;
   heartbeat(buildId: string): Promise<boolean>;
   setPhase(buildId: string, phase: WorkerPhase, pullMetadata?: PullMetadata): Promise<boolean>;
-  appendLog(buildId: string, entry: ReturnType<typeof unwrapLogMessage> & object): Promise<boolean>;
+  /** `jobAlive`: what the heartbeat this log line also counted as said, so the job is not read twice. */
+  appendLog(buildId: string, entry: ReturnType<typeof unwrapLogMessage> & object, jobAlive: boolean): Promise<boolean>;
   cachedTag(buildId: string): Promise<string>;
 }
 
@@ -157,12 +158,13 @@ export function buildManagerService(gw: WorkerGateway, logger: Logger): BuildMan
       // Quay keeps the last sequence number per stream: a repeat or a step back is refused.
       let lastSequence: number | undefined;
       serveStream(call, async (buildId, req) => {
-        await gw.heartbeat(buildId);
+        // Log traffic keeps the job alive, as in Quay; its answer also says whether the job is live.
+        const alive = await gw.heartbeat(buildId);
         if (lastSequence !== undefined && req.sequenceNumber <= lastSequence) return { success: false, sequenceNumber: 0 };
         lastSequence = req.sequenceNumber;
         const entry = unwrapLogMessage(req.logMessage, quayDatetime(Date.now()));
         if (!entry) return { success: false, sequenceNumber: req.sequenceNumber };
-        return { success: await gw.appendLog(buildId, entry), sequenceNumber: req.sequenceNumber };
+        return { success: await gw.appendLog(buildId, entry, alive), sequenceNumber: req.sequenceNumber };
       });
     },
 

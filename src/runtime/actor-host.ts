@@ -421,11 +421,6 @@ export class ActorHost {
     });
   }
 
-  /** Appends worker output to the build's log. */
-  async appendLog(buildId: string, entry: LogEntry): Promise<void> {
-    await this.deps.store.appendLogs(buildId, [entry]);
-  }
-
   /** Stops this instance's actors without ending their builds: another instance (or a restart) takes them over. */
   async stopAll(): Promise<void> {
     for (const actor of this.actors.values()) actor.stop();

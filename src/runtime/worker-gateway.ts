@@ -75,14 +75,16 @@ export class ManagerWorkerGateway implements WorkerGateway {
   /** A heartbeat needs no actor: the job key's TTL is the liveness (Quay's design), and any instance can touch it. */
   async heartbeat(buildId: string): Promise<boolean> {
     const job = await this.deps.jobs.heartbeat(buildId);
-    if (!job) return false;
+    if (!job) {
+      this.leaseExtendedAt.delete(buildId);
+      return false;
+    }
     // The queue lease moves at most once a minute (Quay's minimum extension), so most heartbeats skip it.
     const now = this.now();
     if (now - (this.leaseExtendedAt.get(buildId) ?? 0) >= LEASE_EXTENSION_EVERY_MS) {
       this.leaseExtendedAt.set(buildId, now);
       await this.deps.queue.extend({ id: job.job_queue_item.id }, JOB_LEASE_SECONDS, 60);
     }
-    if (this.leaseExtendedAt.size > 100_000) this.leaseExtendedAt.clear();
     return true;
   }
 
@@ -93,13 +95,13 @@ export class ManagerWorkerGateway implements WorkerGateway {
     return !!status && (status.done || status.state.startsWith('running.')) && phaseOfStateString(status.state) === phase;
   }
 
-  async appendLog(buildId: string, entry: LogEntry): Promise<boolean> {
-    if (!(await this.deps.jobs.get(buildId))) {
+  async appendLog(buildId: string, entry: LogEntry, jobAlive: boolean): Promise<boolean> {
+    if (!jobAlive) {
       // A worker's last lines (its error, say) may trail its final SetPhase on the other stream.
       const record = await this.deps.store.get(buildId);
       if (!record || this.now() - record.updatedAt > LATE_LOG_GRACE_MS) return false;
     }
-    await this.deps.host.appendLog(buildId, entry);
+    await this.deps.store.appendLogs(buildId, [entry]);
     return true;
   }
 
