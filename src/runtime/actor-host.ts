@@ -228,21 +228,21 @@ export class ActorHost {
     return this.chains.get(buildId) ?? Promise.resolve();
   }
 
-  /** The scheduler claimed this item: create the job key and tell the actor. */
-  async claimed(item: QueueItem): Promise<void> {
+  /** The scheduler claimed this item: create the job key and tell the actor. True when the build now holds a worker slot. */
+  async claimed(item: QueueItem): Promise<boolean> {
     let buildId: string;
     try {
       buildId = (JSON.parse(item.body) as { build_uuid: string }).build_uuid;
     } catch {
       this.log.error({ queueItem: item.id }, 'queue item body is not JSON; dropping it');
       await this.deps.queue.complete(item);
-      return;
+      return false;
     }
     const existing = await this.deps.jobs.get(buildId);
     if (existing) {
       // Its lease lapsed while the build runs: take the lease back rather than run it twice.
       await this.deps.queue.extend(item, JOB_LEASE_SECONDS, 0);
-      return;
+      return false;
     }
     const created = await this.deps.jobs.create(
       buildId,
@@ -251,14 +251,16 @@ export class ActorHost {
     );
     if (!created) {
       await this.deps.queue.incomplete(item, { retryAfterSeconds: 5, restoreRetry: true });
-      return;
+      return false;
     }
     const status = await this.deliver(buildId, { type: 'job.claimed', at: this.now(), retriesRemaining: item.retriesRemaining });
     if (!status || status.done || status.state === 'queued') {
       // Unknown or finished build (a leftover item), or one that refused the claim: clean up.
       await this.deps.jobs.remove(buildId);
       if (!status || status.done) await this.deps.queue.complete(item);
+      return false;
     }
+    return true;
   }
 
   // ---- side effects the machine asks for ----

@@ -41,10 +41,12 @@ export class Scheduler {
         this.again = false;
         // One instance at a time counts and claims, so the worker cap holds across instances.
         await this.deps.coordinator.exclusive(async () => {
-          while (!this.closed && (await this.deps.jobs.count()) < this.deps.workerCap) {
+          // Counted once per pass (on Redis a count scans the job keys), then kept up to date here.
+          let held = await this.deps.jobs.count();
+          while (!this.closed && held < this.deps.workerCap) {
             const item = await this.deps.queue.claim(CLAIM_LEASE_SECONDS);
             if (!item) break;
-            await this.deps.host.claimed(item);
+            if (await this.deps.host.claimed(item)) held++;
           }
         });
       }
