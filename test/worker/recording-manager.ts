@@ -136,6 +136,24 @@ export async function startRecordingManager(opts: RecordingOptions): Promise<Rec
   };
 }
 
+/**
+ * The worker's environment for a build against `manager`: plaintext gRPC, buildah with a private
+ * store and image folder under `dir`, so no test touches /var/lib/containers.
+ */
+export function workerEnv(manager: RecordingManager, dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return {
+    SERVER: manager.address,
+    TOKEN: REGISTRATION_TOKEN,
+    INSECURE: 'true',
+    CONTAINER_RUNTIME: 'buildah',
+    BUILD_UUID: 'build-under-test',
+    PATH: process.env.PATH,
+    BUILDMAN_STORAGE_ROOT: join(dir, 'containers'),
+    BUILDMAN_IMAGE_DIR: join(dir, 'images'),
+    ...extra,
+  };
+}
+
 /** Writes `files` into a folder and packs them as a tar (gzipped unless told otherwise); returns a file:// URL. */
 export async function makePackage(dir: string, files: Record<string, string | Buffer>, opts: { gzip?: boolean } = {}): Promise<string> {
   const src = join(dir, 'src');

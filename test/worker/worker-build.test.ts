@@ -8,7 +8,7 @@ import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { runWorker } from '../../src/worker/main.js';
 import { BUSYBOX, hasBuildah } from '../helpers/buildah.js';
 import { bcryptLine, hasRegistry, startRegistry, type LocalRegistry } from '../helpers/registry.js';
-import { JOB_TOKEN, REGISTRATION_TOKEN, makePackage, startRecordingManager, type RecordingManager } from './recording-manager.js';
+import { JOB_TOKEN, REGISTRATION_TOKEN, makePackage, startRecordingManager, workerEnv, type RecordingManager } from './recording-manager.js';
 
 // Real builds: buildah with chroot isolation and a private vfs store, `FROM scratch` plus busybox, no network.
 
@@ -26,19 +26,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    SERVER: manager!.address,
-    TOKEN: REGISTRATION_TOKEN,
-    INSECURE: 'true',
-    CONTAINER_RUNTIME: 'buildah',
-    BUILD_UUID: 'build-under-test',
-    PATH: process.env.PATH,
-    BUILDMAN_STORAGE_ROOT: join(dir, 'containers'),
-    BUILDMAN_IMAGE_DIR: join(dir, 'images'),
-    ...extra,
-  };
-}
+const env = (extra: NodeJS.ProcessEnv = {}) => workerEnv(manager!, dir, extra);
 
 const busybox = () => readFileSync(BUSYBOX!);
 

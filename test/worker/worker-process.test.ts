@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BUSYBOX, hasBuildah } from '../helpers/buildah.js';
-import { REGISTRATION_TOKEN, makePackage, startRecordingManager, type RecordingManager } from './recording-manager.js';
+import { REGISTRATION_TOKEN, makePackage, startRecordingManager, workerEnv, type RecordingManager } from './recording-manager.js';
 import { WORKER_FROM_SOURCE } from './worker-from-source.js';
 
 // The worker as a real process: exit codes, and SIGTERM stopping a running build.
@@ -76,15 +76,7 @@ describe.skipIf(!hasBuildah() || !BUSYBOX)('worker process with buildah', () => 
       busybox: readFileSync(BUSYBOX!),
     });
     manager = await startRecordingManager({ pack: { packageUrl } });
-    const run = startWorker({
-      SERVER: manager.address,
-      TOKEN: REGISTRATION_TOKEN,
-      INSECURE: 'true',
-      CONTAINER_RUNTIME: 'buildah',
-      PATH: process.env.PATH,
-      BUILDMAN_STORAGE_ROOT: join(dir, 'containers'),
-      BUILDMAN_IMAGE_DIR: join(dir, 'images'),
-    });
+    const run = startWorker(workerEnv(manager, dir));
     const deadline = Date.now() + 20_000;
     while (processesWith('/bin/busybox', 'sleep', '37').length === 0) {
       if (Date.now() > deadline) throw new Error(`the RUN step never started:\n${run.output()}`);

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runWorker } from '../../src/worker/main.js';
-import { JOB_TOKEN, REGISTRATION_TOKEN, startRecordingManager, type RecordingManager } from './recording-manager.js';
+import { JOB_TOKEN, REGISTRATION_TOKEN, startRecordingManager, workerEnv, type RecordingManager } from './recording-manager.js';
 
 // Wire behaviour that needs no container runtime: registration, failures before the build, heartbeats.
 
@@ -25,19 +25,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return {
-    SERVER: manager!.address,
-    TOKEN: REGISTRATION_TOKEN,
-    INSECURE: 'true',
-    CONTAINER_RUNTIME: 'buildah',
-    BUILD_UUID: 'build-under-test',
-    PATH: process.env.PATH,
-    BUILDMAN_STORAGE_ROOT: join(dir, 'containers'),
-    BUILDMAN_IMAGE_DIR: join(dir, 'images'),
-    ...extra,
-  };
-}
+const env = (extra: NodeJS.ProcessEnv = {}) => workerEnv(manager!, dir, extra);
 
 /** An HTTP server that accepts package downloads and never answers: the build stays in UNPACKING. */
 async function startHangingServer(): Promise<{ url: string; close(): Promise<void> }> {
