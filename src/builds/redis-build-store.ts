@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Readable } from 'node:stream';
-import { closeRedis, createRedis, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
+import { closeRedis, createRedis, watchConnectionHealth, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { BuildRecord, LogEntry } from './build-record.js';
 import type { BuildStore } from './build-store.js';
@@ -9,7 +9,7 @@ import { redisBuildKeys, type RedisBuildKeys } from './redis-build-keys.js';
 import { defineRecordScripts, RedisBuildRecords } from './redis-build-records.js';
 import { RedisLogWatcher } from './redis-log-watcher.js';
 import { RedisLogWriter } from './redis-log-writer.js';
-import { guardConnection, repliesOrThrow, withDeadline } from './redis-store-io.js';
+import { repliesOrThrow, withDeadline } from './redis-store-io.js';
 
 export interface RedisBuildStoreOptions {
   /** ORCHESTRATOR_PREFIX. Build logs ignore it: they live at Quay's own `builds/<uuid>/logs`. */
@@ -137,7 +137,7 @@ export class RedisBuildStore implements BuildStore {
   }
 
   private connect(name: string): Redis {
-    return guardConnection(createRedis(this.config, name), this.log, name);
+    return watchConnectionHealth(createRedis(this.config, name), this.log, name);
   }
 }
 

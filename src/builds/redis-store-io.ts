@@ -1,7 +1,5 @@
-import type { Redis } from 'ioredis';
 import { BuildmanError } from '../errors/buildman-error.js';
 import { redisUnavailable } from '../redis/redis-connection.js';
-import type { Logger } from '../util/logger.js';
 
 /**
  * Runs one Redis operation with a deadline. ioredis gives up on its own after a few reconnect
@@ -30,23 +28,4 @@ export function repliesOrThrow(results: Array<[Error | null, unknown]> | null): 
   if (!results) throw new Error('transaction aborted');
   for (const [err] of results) if (err) throw err;
   return results.map(([, value]) => value);
-}
-
-/**
- * Every connection needs an 'error' listener, or an outage crashes the process. Logs once when a
- * connection goes bad and once when it is back, not on every reconnect attempt.
- */
-export function guardConnection(redis: Redis, log: Logger, name: string): Redis {
-  let healthy = true;
-  redis.on('error', (err: Error) => {
-    if (!healthy) return;
-    healthy = false;
-    log.warn({ connection: name, err: err.message }, 'build store lost its Redis connection; retrying');
-  });
-  redis.on('ready', () => {
-    if (healthy) return;
-    healthy = true;
-    log.info({ connection: name }, 'build store Redis connection restored');
-  });
-  return redis;
 }

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { JobEvent } from '../../machines/job-events.js';
 import { InfraError } from '../errors/buildman-error.js';
 import { slashJoin } from '../orchestrator/orchestrator.js';
-import { closeRedis, createRedis, redisUnavailable, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
+import { closeRedis, createRedis, redisUnavailable, watchConnectionHealth, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorStatus, Coordinator } from './coordinator.js';
 
@@ -113,10 +113,9 @@ export class RedisCoordinator implements Coordinator {
     this.leaseMs = opts.leaseMs ?? 3000;
     this.forwardTimeoutMs = opts.forwardTimeoutMs ?? 5000;
     this.log = opts.logger.child({ component: 'coordinator', instance: this.instanceId });
-    this.cmd = createRedis(config, 'coordinator');
-    this.inboxReader = createRedis(config, 'inbox');
-    this.sub = createRedis(config, 'replies');
-    for (const c of [this.cmd, this.inboxReader, this.sub]) c.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error'));
+    this.cmd = watchConnectionHealth(createRedis(config, 'coordinator'), this.log, 'coordinator');
+    this.inboxReader = watchConnectionHealth(createRedis(config, 'inbox'), this.log, 'inbox');
+    this.sub = watchConnectionHealth(createRedis(config, 'replies'), this.log, 'replies');
     this.sub.on('message', (_channel: string, message: string) => this.onReply(message));
   }
 

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { KeyWatchers } from './key-watchers.js';
 import { enableExpiredKeyspaceEvents } from '../redis/keyspace-events.js';
-import { createRedis, redisUnavailable, type RedisOrchestratorConfig, closeRedis } from '../redis/redis-connection.js';
+import { createRedis, redisUnavailable, watchConnectionHealth, type RedisOrchestratorConfig, closeRedis } from '../redis/redis-connection.js';
 import type { Logger } from '../util/logger.js';
 import { KeyEvent, KeyExistsError, KeyNotFoundError, type KeyChange, type Orchestrator } from './orchestrator.js';
 import { EXPIRED_MARKER_TTL_MS, MAIN_KEY_GRACE_MS, RedisKeyLayout, escapeGlob, isSiblingKey } from './redis-key-layout.js';
@@ -74,8 +74,8 @@ export class RedisOrchestrator implements Orchestrator {
     // Our own 'ready' handler subscribes, on every (re)connect. ioredis's autoResubscribe only
     // restores subscriptions whose reply it saw, so one that failed while Redis was down would be lost.
     this.sub = createRedis(config, 'orchestrator-events', { commandTimeout: COMMAND_TIMEOUT_MS, autoResubscribe: false });
-    this.watchConnection(this.cmd, 'commands');
-    this.watchConnection(this.sub, 'events');
+    watchConnectionHealth(this.cmd, this.logger, 'commands');
+    watchConnectionHealth(this.sub, this.logger, 'events');
 
     // A restarted (or failed-over) server has lost the setting: apply it after every connect.
     if (!config.REDIS_SKIP_KEYSPACE_EVENT_SETUP) this.cmd.on('ready', () => void this.setUpKeyspaceEvents());
@@ -295,19 +295,6 @@ export class RedisOrchestrator implements Orchestrator {
 
   private emit(change: KeyChange): void {
     this.watchers.emit(change);
-  }
-
-  /** Logs the first error of an outage as a warning and the reconnect that ends it. */
-  private watchConnection(redis: Redis, role: string): void {
-    let healthy = true;
-    redis.on('error', (err: Error) => {
-      if (healthy && !this.closed) this.logger.warn({ role, err: err.message }, 'Redis connection lost; reconnecting');
-      healthy = false;
-    });
-    redis.on('ready', () => {
-      if (!healthy) this.logger.info({ role }, 'Redis connection restored');
-      healthy = true;
-    });
   }
 }
 

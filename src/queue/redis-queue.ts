@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CoalescedListeners } from '../util/coalesced-listeners.js';
-import { Redis, type RedisOptions } from 'ioredis';
-import { redisOptions, redisUnavailable, type RedisOrchestratorConfig, closeRedis } from '../redis/redis-connection.js';
+import type { Redis, RedisOptions } from 'ioredis';
+import { closeRedis, createRedis, redisUnavailable, watchConnectionHealth, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
 import { silentLogger, type Logger } from '../util/logger.js';
 import type { BuildQueue, QueueItem } from './build-queue.js';
 import { DEFAULT_MINIMUM_EXTENSION_SECONDS, DEFAULT_RETRIES } from './memory-queue.js';
@@ -81,17 +81,15 @@ export class RedisQueue implements BuildQueue {
     this.now = opts.now;
     this.log = (opts.logger ?? silentLogger()).child({ component: 'redis-queue', queue: this.queueName });
 
-    this.redis = new Redis(connectionOptions(config, 'queue', {
+    this.redis = connect(config, 'queue', {
       // A script sent before a disconnect may have run; resending could claim twice or give back two
       // retries. Its caller gets an error instead and decides.
       autoResendUnfulfilledCommands: false,
-    }));
+    }, this.log);
     for (const script of SCRIPTS) this.redis.defineCommand(script.name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
-    watchHealth(this.redis, 'queue', this.log);
 
     // We subscribe on every 'ready' ourselves, so we know when the subscription is back.
-    this.sub = new Redis(connectionOptions(config, 'queue-events', { autoResubscribe: false }));
-    watchHealth(this.sub, 'queue-events', this.log);
+    this.sub = connect(config, 'queue-events', { autoResubscribe: false }, this.log);
     this.sub.on('message', (channel: string, message: string) => {
       if (channel === this.keys.channel) this.heard(message);
     });
@@ -286,29 +284,12 @@ function toMs(seconds: number): number {
   return Math.round(seconds * 1000);
 }
 
-function connectionOptions(config: RedisOrchestratorConfig, name: string, extra: RedisOptions): RedisOptions {
-  return {
-    ...redisOptions(config),
-    connectionName: `buildman:${name}`,
+function connect(config: RedisOrchestratorConfig, name: string, extra: RedisOptions, log: Logger): Redis {
+  const redis = createRedis(config, name, {
     commandTimeout: COMMAND_TIMEOUT_MS,
     // Back within a second of Redis returning: a stalled queue stalls every build.
     retryStrategy: (times: number) => Math.min(times * 200, 1000),
     ...extra,
-  };
-}
-
-/** Without an 'error' listener, ioredis's errors during an outage would crash the process. */
-function watchHealth(redis: Redis, name: string, log: Logger): void {
-  let down = false;
-  redis.on('error', (err: Error) => {
-    if (down) return;
-    down = true;
-    log.warn({ err, connection: name }, 'Redis connection lost; reconnecting');
   });
-  redis.on('ready', () => {
-    if (!down) return;
-    down = false;
-    log.info({ connection: name }, 'Redis connection back');
-  });
+  return watchConnectionHealth(redis, log, name);
 }
-

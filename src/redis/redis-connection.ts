@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { OrchestratorConfig } from '../config/config-types.js';
 import { ConfigError, InfraError } from '../errors/buildman-error.js';
+import type { Logger } from '../util/logger.js';
 import { parseSentinelAddress } from './sentinel-address.js';
 
 export type RedisOrchestratorConfig = Extract<OrchestratorConfig, { kind: 'redis' }>;
@@ -63,6 +64,25 @@ export function redisOptions(config: RedisOrchestratorConfig): RedisOptions {
  */
 export function createRedis(config: RedisOrchestratorConfig, name: string, overrides: RedisOptions = {}): Redis {
   return new Redis({ ...redisOptions(config), connectionName: `buildman:${name}`, ...overrides });
+}
+
+/**
+ * Every connection needs an 'error' listener, or an outage crashes the process. Logs once when the
+ * connection goes bad and once when it is back, not on every reconnect attempt.
+ */
+export function watchConnectionHealth(redis: Redis, log: Logger, connection: string): Redis {
+  let healthy = true;
+  redis.on('error', (err: Error) => {
+    if (!healthy) return;
+    healthy = false;
+    log.warn({ connection, err: err.message }, 'Redis connection lost; reconnecting');
+  });
+  redis.on('ready', () => {
+    if (healthy) return;
+    healthy = true;
+    log.info({ connection }, 'Redis connection restored');
+  });
+  return redis;
 }
 
 /** Wraps a Redis failure as a retryable infrastructure error that names Redis. */
