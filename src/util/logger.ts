@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { REDACTED, secretScrubber } from './redact.js';
 
 export type { Logger };
 
@@ -23,13 +24,13 @@ const REDACT_PATHS = [
  * string found in the config, replaced wherever it appears in a message).
  */
 export function createLogger(opts: { level?: string; secrets?: readonly string[]; destination?: NodeJS.WritableStream } = {}): Logger {
-  const secrets = (opts.secrets ?? []).filter((s) => s.length >= 4);
-  const scrub = (s: string) => secrets.reduce((acc, secret) => acc.split(secret).join('[REDACTED]'), s);
+  const secrets = opts.secrets ?? [];
+  const scrub = secretScrubber(secrets);
   return pino(
     {
       level: opts.level ?? process.env.BUILDMAN_LOG_LEVEL ?? 'info',
       base: { service: 'buildman' },
-      redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+      redact: { paths: REDACT_PATHS, censor: REDACTED },
       ...(secrets.length
         ? {
             hooks: {

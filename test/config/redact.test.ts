@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/util/logger.js';
 import { redact, REDACTED } from '../../src/util/redact.js';
 
 describe('redact', () => {
@@ -18,5 +20,22 @@ describe('redact', () => {
 
   it('treats secrets as text, not patterns', () => {
     expect(redact('p.a+s(s) and pXa+s(s)', ['p.a+s(s)'])).toBe(`${REDACTED} and pXa+s(s)`);
+  });
+});
+
+describe('createLogger', () => {
+  it('scrubs secret values in messages as redact does: a longer secret whole, even with a shorter one inside it', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logger = createLogger({ level: 'info', secrets: ['abcd', 'abcd-efgh'], destination });
+    logger.info('key=abcd-efgh and abcd');
+    logger.flush();
+    await new Promise((r) => setImmediate(r));
+    expect(JSON.parse(lines.join('')).msg).toBe(`key=${REDACTED} and ${REDACTED}`);
   });
 });
