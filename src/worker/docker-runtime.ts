@@ -14,8 +14,6 @@ import { findExecutable, runCommand } from './run-command.js';
 import { BuildFailure } from './worker-errors.js';
 import type { WorkerSettings } from './worker-settings.js';
 
-const PROXY_ARGS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'];
-
 /**
  * The Docker CLI against the engine at DOCKER_HOST (quay-builder's default runtime). Credentials go
  * through a private `--config` folder, never the command line.
@@ -36,7 +34,7 @@ export class DockerRuntime implements ContainerRuntime {
     if (!(await findExecutable('docker', this.env.PATH))) throw new BuildFailure(notInstalledMessage('docker'));
     const result = await runCommand('docker', ['version', '--format', '{{.Server.Version}}'], { env: this.env, signal, timeoutMs: 10_000 });
     if (result.code !== 0) {
-      const host = this.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
+      const host = this.settings.dockerHost ?? 'unix:///var/run/docker.sock';
       const why = result.stderrTail.filter((l) => l.trim()).at(-1) ?? 'no answer';
       throw new BuildFailure(`CONTAINER_RUNTIME=docker, but no Docker engine answers at ${host} (${why}): ${INSTALL_HINTS.docker}`);
     }
@@ -44,7 +42,8 @@ export class DockerRuntime implements ContainerRuntime {
 
   async build(spec: BuildSpec, io: RuntimeIo): Promise<void> {
     const args = [...(await this.configFlags('pull', spec.pullAuth)), 'build'];
-    for (const name of PROXY_ARGS) if (this.env[name]) args.push('--build-arg', name);
+    // `--build-arg NAME` without a value passes the variable through from this environment.
+    for (const name of Object.keys(this.settings.proxies)) args.push('--build-arg', name);
     for (const image of spec.images) args.push('-t', image);
     args.push('-f', spec.dockerfile, spec.contextDir);
     await runTool('docker', args, 'docker build', this.env, io);
