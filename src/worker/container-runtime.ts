@@ -65,11 +65,10 @@ export async function runTool(
   what: string,
   env: NodeJS.ProcessEnv,
   io: RuntimeIo,
-  timeoutMs?: number,
 ): Promise<RunResult> {
   let result: RunResult;
   try {
-    result = await runCommand(runtime, args, { env, signal: io.signal, onLine: io.onLine, timeoutMs });
+    result = await runCommand(runtime, args, { env, signal: io.signal, onLine: io.onLine });
   } catch (err) {
     if (err instanceof SpawnError && err.errno === 'ENOENT') throw new BuildFailure(notInstalledMessage(runtime));
     throw err;

@@ -21,8 +21,6 @@ export class HeartbeatLoop {
   private call: ClientDuplexStream<HeartbeatRequest, HeartbeatResponse> | undefined;
   private wake: (() => void) | undefined;
   private readonly done: Promise<void>;
-  /** Heartbeats answered so far (accepted or not). */
-  answered = 0;
 
   constructor(
     private readonly client: BuildManagerClient,
@@ -96,7 +94,6 @@ export class HeartbeatLoop {
       };
       const onData = (res: HeartbeatResponse) => {
         cleanup();
-        this.answered++;
         resolve(res.reply);
       };
       const onError = (err: Error) => {
