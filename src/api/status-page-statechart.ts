@@ -1,7 +1,9 @@
 import type { AnyStateMachine } from 'xstate';
+import { chartOf, type Chart, type ChartState } from '../visualize/statechart-model.js';
 
 /**
- * A small, dependency-free SVG of a statechart, drawn from the machine's own state nodes, for the
+ * A small, dependency-free SVG of a statechart, drawn from the machine's chart (the model the
+ * exported diagrams are drawn from, src/visualize/statechart-model.ts), for the
  * status page. Every state is a `<g class="sc-state" data-state="running.building">`, so the page
  * highlights the current state by adding a CSS class. Only presentation attributes are used (no
  * `style`), so the page's Content-Security-Policy can forbid inline styles.
@@ -12,10 +14,9 @@ import type { AnyStateMachine } from 'xstate';
  * (the children's list shows them); all others are drawn, with their event names.
  */
 
-type StateNode = AnyStateMachine['root'];
-
 interface Box {
-  node: StateNode;
+  node: ChartState;
+  /** The state's path below the root (`running.building`): what the page's script matches. */
   id: string;
   x: number;
   y: number;
@@ -41,15 +42,25 @@ const COL_GAP = 90;
 const ROW_GAP = 110;
 const MARGIN = 36;
 
-const idOf = (node: StateNode) => node.path.join('.');
 const textWidth = (text: string) => Math.ceil(text.length * CHAR_W);
 const esc = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const round = (n: number) => Math.round(n * 10) / 10;
 
 export function renderStatechartSvg(machine: AnyStateMachine): string {
-  const top = Object.values(machine.root.states) as StateNode[];
+  const chart = chartOf(machine);
+  // Chart state id → path below the root, from the tree (a state may carry an `id` of its own).
+  const paths = new Map<string, string>();
+  const walk = (state: ChartState, prefix: string) =>
+    state.children.forEach((child) => {
+      paths.set(child.id, prefix + child.key);
+      walk(child, prefix + child.key + '.');
+    });
+  walk(chart.root, '');
+  const pathOf = (id: string) => paths.get(id)!;
+
+  const top = chart.root.children;
   const boxes = new Map<string, Box>();
-  for (const node of top) boxes.set(idOf(node), sizeBox(node));
+  for (const state of top) boxes.set(pathOf(state.id), sizeBox(state, pathOf));
   const all = new Map<string, Box>();
   const index = (b: Box) => {
     all.set(b.id, b);
@@ -57,16 +68,16 @@ export function renderStatechartSvg(machine: AnyStateMachine): string {
   };
   boxes.forEach(index);
 
-  const edges = collectEdges(top, all);
+  const edges = collectEdges(chart, pathOf, all);
   const topOf = (id: string) => id.split('.')[0];
   const topEdges = edges.map((e) => [topOf(e.from), topOf(e.to)] as const).filter(([a, b]) => a !== b);
 
   // Row 0: the longest path from the initial state to the first final state declared (by custom,
   // the successful end), so the happy path reads left to right.
-  const initial = machine.root.initial?.target?.[0] ? topOf(idOf(machine.root.initial.target[0] as StateNode)) : idOf(top[0]);
-  const finals = top.filter((n) => n.type === 'final').map(idOf);
+  const initial = topOf(pathOf(chart.root.initial ?? top[0].id));
+  const finals = top.filter((s) => s.type === 'final').map((s) => pathOf(s.id));
   const spine = longestPath(initial, topEdges, (id) => id === finals[0]) ?? longestPath(initial, topEdges, (id) => finals.includes(id)) ?? [initial];
-  const rest = top.map(idOf).filter((id) => !spine.includes(id));
+  const rest = top.map((s) => pathOf(s.id)).filter((id) => !spine.includes(id));
 
   let x = MARGIN + 26; // room for the initial-state marker
   const rowHeight = Math.max(...spine.map((id) => boxes.get(id)!.h));
@@ -124,20 +135,20 @@ export function renderStatechartSvg(machine: AnyStateMachine): string {
   const labels: Rect[] = [];
   for (const edge of edges) out.push(drawEdge(edge, all.get(edge.from)!, all.get(edge.to)!, rowOf, labels));
   out.push('</g>');
-  for (const id of [...spine, ...rest]) out.push(drawBox(boxes.get(id)!));
+  for (const id of [...spine, ...rest]) out.push(drawBox(boxes.get(id)!, pathOf));
   out.push('</svg>');
   return out.join('\n');
 }
 
-function sizeBox(node: StateNode): Box {
-  const children = (Object.values(node.states) as StateNode[]).map(sizeBox);
+function sizeBox(node: ChartState, pathOf: (id: string) => string): Box {
+  const children = node.children.map((child) => sizeBox(child, pathOf));
   const label = textWidth(node.key) + 2 * PAD + 8;
-  if (children.length === 0) return { node, id: idOf(node), x: 0, y: 0, w: Math.max(96, label), h: BOX_H, children };
+  if (children.length === 0) return { node, id: pathOf(node.id), x: 0, y: 0, w: Math.max(96, label), h: BOX_H, children };
   const inner = Math.max(...children.map((c) => c.w));
   children.forEach((c) => (c.w = inner));
   const h = HEADER_H + children.length * (CHILD_H + CHILD_GAP) + PAD - CHILD_GAP + 4;
   children.forEach((c) => (c.h = CHILD_H));
-  return { node, id: idOf(node), x: 0, y: 0, w: Math.max(label, inner + 2 * PAD + 10), h, children };
+  return { node, id: pathOf(node.id), x: 0, y: 0, w: Math.max(label, inner + 2 * PAD + 10), h, children };
 }
 
 /** Moves a placed box (and its children) down to `y`. */
@@ -151,37 +162,28 @@ function place(box: Box, x: number, y: number): void {
   box.children.forEach((c, i) => place(c, x + PAD + 10, y + HEADER_H + i * (CHILD_H + CHILD_GAP)));
 }
 
-/** Transitions between drawn states, one edge per pair with every event name on it. */
-function collectEdges(top: StateNode[], boxes: Map<string, Box>): Edge[] {
+/**
+ * Transitions between drawn states, one edge per pair with every event name on it. The machine's
+ * own (root) transitions have no box to leave from and are left out; so are targetless ones.
+ */
+function collectEdges(chart: Chart, pathOf: (id: string) => string, boxes: Map<string, Box>): Edge[] {
   const byPair = new Map<string, Edge>();
-  const visit = (node: StateNode) => {
-    const from = idOf(node);
-    const transitions = [...node.transitions.values()].flat().concat(node.always ?? []);
-    for (const t of transitions) {
-      for (const target of (t.target ?? []) as StateNode[]) {
-        let to = idOf(target);
-        if (to.startsWith(from + '.')) continue; // into its own children: shown by the list
-        while (!boxes.has(to) && to.includes('.')) to = to.slice(0, to.lastIndexOf('.'));
-        const key = `${from}>${to}`;
-        const edge = byPair.get(key) ?? { from, to, labels: [], guards: [] };
-        const label = t.eventType === '' ? 'always' : t.eventType.startsWith('xstate.after.') ? 'after' : t.eventType;
-        if (!edge.labels.includes(label)) edge.labels.push(label);
-        const guard = guardName(t.guard);
-        if (guard && !edge.guards.includes(guard)) edge.guards.push(guard);
-        byPair.set(key, edge);
-      }
+  for (const t of chart.transitions) {
+    if (t.source === chart.root.id) continue;
+    const from = pathOf(t.source);
+    for (const target of t.targets) {
+      let to = pathOf(target);
+      if (to.startsWith(from + '.')) continue; // into its own children: shown by the list
+      while (!boxes.has(to) && to.includes('.')) to = to.slice(0, to.lastIndexOf('.'));
+      const key = `${from}>${to}`;
+      const edge = byPair.get(key) ?? { from, to, labels: [], guards: [] };
+      const label = t.event === '' ? 'always' : t.event.startsWith('xstate.after.') ? 'after' : t.event;
+      if (!edge.labels.includes(label)) edge.labels.push(label);
+      if (t.guard && !edge.guards.includes(t.guard)) edge.guards.push(t.guard);
+      byPair.set(key, edge);
     }
-    (Object.values(node.states) as StateNode[]).forEach(visit);
-  };
-  top.forEach(visit);
+  }
   return [...byPair.values()];
-}
-
-function guardName(guard: unknown): string | undefined {
-  if (!guard) return undefined;
-  if (typeof guard === 'string') return guard;
-  if (typeof guard === 'object' && 'type' in guard && typeof guard.type === 'string') return guard.type;
-  return 'guarded';
 }
 
 /** The longest simple path from `start` to a state where `isEnd` holds, if there is one. */
@@ -199,7 +201,7 @@ function longestPath(start: string, edges: ReadonlyArray<readonly [string, strin
   return best;
 }
 
-function drawBox(box: Box): string {
+function drawBox(box: Box, pathOf: (id: string) => string): string {
   const { node } = box;
   const final = node.type === 'final';
   const compound = box.children.length > 0;
@@ -210,7 +212,7 @@ function drawBox(box: Box): string {
   if (final) parts.push(`<rect class="sc-inner" x="${box.x + 3}" y="${box.y + 3}" width="${box.w - 6}" height="${box.h - 6}" rx="6" fill="none" stroke="#94a3b8"/>`);
   if (compound) {
     parts.push(`<text x="${box.x + PAD}" y="${box.y + 20}" font-weight="600" fill="#1e293b">${esc(node.key)}</text>`);
-    const initial = (node.initial?.target?.[0] as StateNode | undefined) && idOf(node.initial!.target![0] as StateNode);
+    const initial = node.initial && pathOf(node.initial);
     parts.push('</g>');
     for (const child of box.children) {
       parts.push(`<g class="sc-state sc-child" data-state="${esc(child.id)}">`);
