@@ -3,18 +3,25 @@ import type { Redis } from 'ioredis';
 import type { JobEvent } from '../../machines/job-events.js';
 import { InfraError } from '../errors/buildman-error.js';
 import { slashJoin } from '../orchestrator/orchestrator.js';
+import { LuaScript } from '../redis/lua-script.js';
 import { closeRedis, createRedis, redisUnavailable, watchConnectionHealth, type RedisOrchestratorConfig } from '../redis/redis-connection.js';
 import type { Logger } from '../util/logger.js';
 import type { ActorStatus, Coordinator } from './coordinator.js';
 
-/**
- * Takes ownership of a build unless a live instance owns it. Time comes from Redis, so every
- * instance judges liveness by the same clock.
- * KEYS: owner key, instances zset, our owned set. ARGV: our id, build id, owned-set prefix.
- */
-const ACQUIRE = `
+/** Redis's clock in ms, the one clock every instance judges leases by. */
+const NOW = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/**
+ * Takes ownership of a build unless a live instance owns it.
+ * KEYS: owner key, instances zset, our owned set. ARGV: our id, build id, owned-set prefix.
+ */
+const ACQUIRE = new LuaScript(
+  'acquire',
+  NOW +
+    `
 local cur = redis.call('GET', KEYS[1])
 if cur == ARGV[1] then return 1 end
 if cur then
@@ -24,33 +31,45 @@ if cur then
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[2])
-return 1`;
+return 1`,
+  3,
+);
 
 /** KEYS: owner key, our owned set. ARGV: our id, build id. */
-const RELEASE = `
+const RELEASE = new LuaScript(
+  'release',
+  `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('SREM', KEYS[2], ARGV[2])
-return 1`;
+return 1`,
+  2,
+);
 
-/** KEYS: instances zset. ARGV: lease ms. Returns instances whose lease ran out. */
-const RENEW_AND_FIND_DEAD = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+/** KEYS: instances zset. ARGV: our id, lease ms. Returns instances whose lease ran out. */
+const RENEW_AND_FIND_DEAD = new LuaScript(
+  'renewAndFindDead',
+  NOW +
+    `
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)`;
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)`,
+  1,
+);
 
 /** KEYS: owner key, instances zset. Returns the owner if its lease is live. */
-const LIVE_OWNER = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const LIVE_OWNER = new LuaScript(
+  'liveOwner',
+  NOW +
+    `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return false end
 local lease = redis.call('ZSCORE', KEYS[2], cur)
 if lease and tonumber(lease) > now then return cur end
-return false`;
+return false`,
+  2,
+);
 
 /** KEYS: lock. ARGV: token. */
-const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const UNLOCK = new LuaScript('unlock', `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`, 1);
 
 interface Envelope {
   rid: string;
@@ -130,7 +149,7 @@ export class RedisCoordinator implements Coordinator {
 
   async acquire(buildId: string): Promise<boolean> {
     try {
-      const won = await this.cmd.eval(ACQUIRE, 3, this.keys.owner(buildId), this.keys.instances, this.keys.owned(this.instanceId), this.instanceId, buildId, this.keys.ownedPrefix);
+      const won = await ACQUIRE.run(this.cmd, [this.keys.owner(buildId), this.keys.instances, this.keys.owned(this.instanceId)], [this.instanceId, buildId, this.keys.ownedPrefix]);
       return won === 1;
     } catch (err) {
       throw redisUnavailable(err);
@@ -139,7 +158,7 @@ export class RedisCoordinator implements Coordinator {
 
   async release(buildId: string): Promise<void> {
     try {
-      await this.cmd.eval(RELEASE, 2, this.keys.owner(buildId), this.keys.owned(this.instanceId), this.instanceId, buildId);
+      await RELEASE.run(this.cmd, [this.keys.owner(buildId), this.keys.owned(this.instanceId)], [this.instanceId, buildId]);
     } catch (err) {
       throw redisUnavailable(err);
     }
@@ -147,7 +166,7 @@ export class RedisCoordinator implements Coordinator {
 
   async ownerOf(buildId: string): Promise<string | undefined> {
     try {
-      const owner = (await this.cmd.eval(LIVE_OWNER, 2, this.keys.owner(buildId), this.keys.instances)) as string | null;
+      const owner = (await LIVE_OWNER.run(this.cmd, [this.keys.owner(buildId), this.keys.instances])) as string | null;
       return owner ?? undefined;
     } catch (err) {
       throw redisUnavailable(err);
@@ -199,7 +218,7 @@ export class RedisCoordinator implements Coordinator {
     try {
       return await fn();
     } finally {
-      await this.cmd.eval(UNLOCK, 1, this.keys.schedulerLock, token).catch(() => {});
+      await UNLOCK.run(this.cmd, [this.keys.schedulerLock], [token]).catch(() => {});
     }
   }
 
@@ -222,7 +241,7 @@ export class RedisCoordinator implements Coordinator {
     if (this.closed) return;
     let dead: string[];
     try {
-      dead = ((await this.cmd.eval(RENEW_AND_FIND_DEAD, 1, this.keys.instances, this.instanceId, this.leaseMs)) as string[]).filter(
+      dead = ((await RENEW_AND_FIND_DEAD.run(this.cmd, [this.keys.instances], [this.instanceId, this.leaseMs])) as string[]).filter(
         (id) => id !== this.instanceId,
       );
     } catch (err) {
