@@ -32,18 +32,19 @@ const esc = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').
 export function registerStatusPage(app: FastifyInstance): void {
   const assets = new Map(Object.keys(ASSET_TYPES).map((name) => [name, readFileSync(join(ASSET_DIR, name), 'utf8')]));
   const statechart = renderStatechartSvg(buildJobMachine);
+  const fullDiagram = existsSync(FULL_DIAGRAM) ? readFileSync(FULL_DIAGRAM, 'utf8') : undefined;
 
   const html = (reply: FastifyReply, body: string) =>
     reply.type('text/html; charset=utf-8').header('content-security-policy', CSP).header('cache-control', 'no-store').send(body);
 
   app.get('/', async (_request, reply) => html(reply, listPage()));
   app.get<{ Params: { id: string } }>('/builds/:id', { schema: { params: buildIdParams } }, async (request, reply) =>
-    html(reply, buildPage(request.params.id, statechart)),
+    html(reply, buildPage(request.params.id, statechart, fullDiagram !== undefined)),
   );
   app.get('/status/statechart.svg', async (_request, reply) => reply.type('image/svg+xml').send(statechart));
   app.get('/status/statechart-full.svg', async (_request, reply) => {
-    if (!existsSync(FULL_DIAGRAM)) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no exported diagram: run buildman export-statecharts' } });
-    return reply.type('image/svg+xml').header('content-security-policy', CSP).send(readFileSync(FULL_DIAGRAM, 'utf8'));
+    if (fullDiagram === undefined) return reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'no exported diagram: run buildman export-statecharts' } });
+    return reply.type('image/svg+xml').header('content-security-policy', CSP).send(fullDiagram);
   });
   app.get<{ Params: { name: string } }>('/status/assets/:name', async (request, reply) => {
     const body = assets.get(request.params.name);
@@ -91,7 +92,7 @@ function listPage(): string {
   );
 }
 
-function buildPage(id: string, statechart: string): string {
+function buildPage(id: string, statechart: string, linkFullDiagram: boolean): string {
   return shell(
     `Build ${id.slice(0, 8)}`,
     'build-page.js',
@@ -100,7 +101,7 @@ function buildPage(id: string, statechart: string): string {
 <dl id="meta" class="meta card"></dl>
 <section class="card">
   <h2>Statechart <span class="hint">build-job machine · current state highlighted, states already passed through shaded${
-    existsSync(FULL_DIAGRAM) ? ' · <a href="/status/statechart-full.svg">full diagram with guards and actions</a>' : ''
+    linkFullDiagram ? ' · <a href="/status/statechart-full.svg">full diagram with guards and actions</a>' : ''
   }</span></h2>
   <div class="chart">${statechart}</div>
 </section>
