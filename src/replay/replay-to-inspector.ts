@@ -3,12 +3,14 @@ import { buildJobMachine } from '../../machines/build-job-machine.js';
 import { executorMachine, type ExecutorInput, type StartWorkerOutput } from '../../machines/executor-machine.js';
 import type { JobEvent } from '../../machines/job-events.js';
 import type { ActorInspector } from '../inspect/actor-inspector.js';
+import { stateString } from '../runtime/build-phase.js';
 import type { HistoryRecording } from './history-recording.js';
 
 /**
  * Re-drives a recorded history through a live actor of the machine, with every side effect a
  * no-op, and hands its inspection events to `inspector` — so Stately's inspector can step
- * through what happened. Events that children raised are in the history already (the executor's
+ * through what happened. Returns the state it ended in, dotted as history entries record it
+ * (`running.building`). Events that children raised are in the history already (the executor's
  * report to its parent), so the child's own start never settles here.
  */
 export async function replayToInspector(
@@ -35,7 +37,7 @@ export async function replayToInspector(
     actor.send(entry.event as unknown as JobEvent);
     if (opts.stepMs) await new Promise((r) => setTimeout(r, opts.stepMs));
   }
-  const value = actor.getSnapshot().value;
+  const final = stateString(actor.getSnapshot().value);
   actor.stop();
-  return typeof value === 'string' ? value : JSON.stringify(value);
+  return final;
 }
