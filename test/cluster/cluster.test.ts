@@ -1,33 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { scriptedWorker } from '../helpers/manager-fixture.js';
-import { freePort, startCluster, submit, waitAllFinal } from './cluster-fixture.js';
+import { fileLines, scriptedWorker } from '../helpers/manager-fixture.js';
+import { cleanupPrefix, RedisServerChild } from '../helpers/redis.js';
+import { startCluster, submit, waitAllFinal } from './cluster-fixture.js';
 
 const ROOT = join(import.meta.dirname, '../..');
 const built = existsSync(join(ROOT, 'dist/src/cli/main.js'));
-const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : []);
-
-async function cleanPrefix(prefix: string, port = 6379): Promise<void> {
-  const redis = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-  } catch {
-    // a test Redis that is gone has nothing to clean
-  } finally {
-    redis.disconnect();
-  }
-}
+const lines = fileLines;
 
 // The cluster runs the compiled CLI (`npm test` builds first).
 describe.skipIf(!built)('several managers sharing one Redis', () => {
@@ -36,7 +18,7 @@ describe.skipIf(!built)('several managers sharing one Redis', () => {
   afterEach(async () => {
     await stop?.();
     stop = undefined;
-    for (const p of prefixes.splice(0)) await cleanPrefix(p);
+    for (const p of prefixes.splice(0)) await cleanupPrefix(p);
   });
 
   it('200 builds submitted across three managers all complete once, each worker talking to another instance', async () => {
@@ -120,54 +102,29 @@ describe.skipIf(!built)('several managers sharing one Redis', () => {
 
   it('a Redis restart mid-run: every build still ends, and no manager exits', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bm-redis-restart-'));
-    const port = await freePort();
-    const startRedis = (): ChildProcess =>
-      spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], {
-        stdio: 'ignore',
-      });
-    let redis = startRedis();
-    await waitRedis(port);
+    // Persistent (AOF, fsync always), as a production Redis is: the restart keeps the data.
+    const redis = await RedisServerChild.start(['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]);
     const prefix = `test/${randomUUID()}/`;
     const cluster = await startCluster({
       count: 2,
       prefix,
-      redisPort: port,
+      redisPort: redis.port,
       workerCap: 6,
       worker: scriptedWorker(dir, 'full-run', { STEP_DELAY_MS: '400' }),
     });
     stop = async () => {
       await cluster.stop();
-      redis.kill('SIGKILL');
+      await redis.stop();
     };
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push((await submit(cluster.instances[i % 2], `restart/repo${i}`)).id);
     await new Promise((r) => setTimeout(r, 1000));
-    redis.kill('SIGTERM');
-    await new Promise((r) => redis.once('exit', r));
+    await redis.stop();
     await new Promise((r) => setTimeout(r, 1500));
-    redis = startRedis();
-    await waitRedis(port);
+    await redis.start();
     const final = await waitAllFinal(() => cluster.instances, ids, 120_000);
     expect(final.every((b) => b.final)).toBe(true);
     expect(final.filter((b) => b.phase === 'complete').length).toBeGreaterThan(0);
     for (const inst of cluster.instances) expect(inst.process.exitCode, inst.output()).toBe(null);
   }, 180_000);
 });
-
-async function waitRedis(port: number): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const r = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    r.on('error', () => {});
-    try {
-      await r.connect();
-      if ((await r.ping()) === 'PONG') return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`redis on ${port} did not start`);
-    } finally {
-      r.disconnect();
-    }
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
-

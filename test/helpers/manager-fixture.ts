@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -105,4 +105,9 @@ export function scriptedWorker(dir: string, script: string, vars: Record<string,
     .join(' ');
   writeFileSync(path, `#!/bin/sh\nexec env ${assignments} '${process.execPath}' '${fixture}'\n`, { mode: 0o755 });
   return path;
+}
+
+/** The non-empty lines of a file the scripted worker appends to (none when it does not exist yet). */
+export function fileLines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : [];
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,10 +8,10 @@ import type { KubernetesExecutorConfig } from '../../src/config/config-types.js'
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
 import { startEc2Emulator, type Ec2Emulator } from '../emulators/ec2/ec2-emulator.js';
 import { DEFAULT_EMULATOR_TOKEN, KubeApiEmulator } from '../emulators/kubernetes/kube-api-emulator.js';
-import { startFixture, urlBuild, type Fixture } from '../helpers/manager-fixture.js';
+import { fileLines, startFixture, urlBuild, type Fixture } from '../helpers/manager-fixture.js';
 
 const WORKER = join(PACKAGE_ROOT, 'test/fixtures/scripted-worker.mjs');
-const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : []);
+const lines = fileLines;
 
 /**
  * The seed's example config — a Kubernetes (VM) executor, then EC2 — pointed at the emulators.

@@ -1,10 +1,10 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { scriptedWorker, startFixture, urlBuild, type Fixture } from '../helpers/manager-fixture.js';
+import { fileLines, scriptedWorker, startFixture, urlBuild, type Fixture } from '../helpers/manager-fixture.js';
 
-const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : []);
+const lines = fileLines;
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
