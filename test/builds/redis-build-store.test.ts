@@ -7,11 +7,12 @@ import type { LogEntry } from '../../src/builds/build-record.js';
 import { RedisBuildStore, type RedisBuildStoreOptions } from '../../src/builds/redis-build-store.js';
 import { InfraError } from '../../src/errors/buildman-error.js';
 import { buildStoreContract, bytes, entry, eventually, record, requestError } from './build-store-contract.js';
-import { blackhole, closedPort, deleteMatching, keysMatching, rawClient, redisConfig, redisProxy, uniquePrefix } from './redis-test-support.js';
+import { redisTestConfig, testClient, uniquePrefix } from '../helpers/redis.js';
+import { blackhole, closedPort, deleteMatching, keysMatching, localRedisConfig, redisProxy } from './redis-test-support.js';
 
 let raw: Redis;
 beforeAll(() => {
-  raw = rawClient();
+  raw = testClient();
 });
 afterAll(async () => {
   await raw.quit();
@@ -20,7 +21,7 @@ afterAll(async () => {
 buildStoreContract('RedisBuildStore', async ({ now, idPrefix }) => {
   const prefix = uniquePrefix();
   return {
-    store: new RedisBuildStore(redisConfig(), { prefix, now }),
+    store: new RedisBuildStore(redisTestConfig(), { prefix, now }),
     cleanup: () => deleteMatching(raw, `${prefix}*`, `builds/${idPrefix}*`),
   };
 });
@@ -31,7 +32,7 @@ describe('RedisBuildStore in Redis', () => {
   const ids: string[] = [];
 
   /** A store on a fresh prefix (or the given one, to act as a second instance). */
-  function store(opts: Partial<RedisBuildStoreOptions> = {}, config = redisConfig()): RedisBuildStore {
+  function store(opts: Partial<RedisBuildStoreOptions> = {}, config = redisTestConfig()): RedisBuildStore {
     const prefix = opts.prefix ?? uniquePrefix();
     prefixes.push(prefix);
     const s = new RedisBuildStore(config, { ...opts, prefix });
@@ -103,7 +104,7 @@ describe('RedisBuildStore in Redis', () => {
       const s = store();
       const id = buildId();
       // Count the batches as Redis publishes them.
-      const listener = rawClient();
+      const listener = testClient();
       let batches = 0;
       listener.on('message', () => (batches += 1));
       await listener.subscribe(s.keys.logChannel(id));
@@ -284,7 +285,7 @@ describe('RedisBuildStore in Redis', () => {
 
   describe('when Redis is unreachable', () => {
     it('never crashes, and every operation fails with REDIS_UNAVAILABLE within a few seconds', async () => {
-      const s = store({}, redisConfig(await closedPort()));
+      const s = store({}, localRedisConfig(await closedPort()));
       const off = s.watchLogs('w', () => undefined); // must not throw
       const started = Date.now();
       const results = await Promise.allSettled([
@@ -315,7 +316,7 @@ describe('RedisBuildStore in Redis', () => {
     it('gives up on a Redis that accepts connections and never answers, after timeoutMs', async () => {
       const hole = await blackhole();
       try {
-        const s = store({ timeoutMs: 400 }, redisConfig(hole.port));
+        const s = store({ timeoutMs: 400 }, localRedisConfig(hole.port));
         s.watchLogs('a', () => undefined); // a SUBSCRIBE that is never confirmed must not hold appends forever
         const started = Date.now();
         const err = (await s.get('a').catch((e: unknown) => e)) as InfraError;
@@ -335,7 +336,7 @@ describe('RedisBuildStore in Redis', () => {
       const proxy = await redisProxy();
       try {
         const prefix = uniquePrefix();
-        const viaProxy = store({ prefix, timeoutMs: 1000 }, redisConfig(proxy.port));
+        const viaProxy = store({ prefix, timeoutMs: 1000 }, localRedisConfig(proxy.port));
         const direct = store({ prefix });
         const id = buildId();
         const seen: string[] = [];

@@ -1,27 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { RedisOrchestratorConfig } from '../../src/redis/redis-connection.js';
+import { redisTestConfig } from '../helpers/redis.js';
 
-/** The test Redis: 127.0.0.1:6379 unless BUILDMAN_TEST_REDIS_PORT says otherwise. */
-export function redisConfig(port = Number(process.env.BUILDMAN_TEST_REDIS_PORT ?? 6379)): RedisOrchestratorConfig {
-  return {
-    kind: 'redis',
-    REDIS_HOST: '127.0.0.1',
-    REDIS_PORT: port,
-    REDIS_DB: 0,
-    REDIS_SSL: false,
-    REDIS_SKIP_KEYSPACE_EVENT_SETUP: true,
-  };
-}
+/**
+ * What the build-store tests need beyond test/helpers/redis.ts: key listings, and Redis servers that
+ * are down, hung, or cut off mid-test.
+ */
 
-/** A prefix no other test uses, as ORCHESTRATOR_PREFIX would be written. */
-export const uniquePrefix = () => `buildman-test/${randomBytes(5).toString('hex')}/`;
-
-export function rawClient(config = redisConfig()): Redis {
-  const r = new Redis({ host: config.REDIS_HOST, port: config.REDIS_PORT, protocol: 2, lazyConnect: false });
-  r.on('error', () => undefined);
-  return r;
+/** ORCHESTRATOR keys for a local stand-in on `port` (closed, hung, or a proxy to the test Redis). */
+export function localRedisConfig(port: number): RedisOrchestratorConfig {
+  return redisTestConfig({ REDIS_HOST: '127.0.0.1', REDIS_PORT: port });
 }
 
 /** Every key matching `pattern`. */
@@ -74,7 +63,7 @@ export async function blackhole(): Promise<{ port: number; close: () => Promise<
  * A TCP proxy in front of the test Redis that can cut every connection and refuse new ones,
  * then let them through again: an outage without touching the shared Redis.
  */
-export async function redisProxy(target = redisConfig()): Promise<{ port: number; cut: () => void; restore: () => void; close: () => Promise<void> }> {
+export async function redisProxy(target = redisTestConfig()): Promise<{ port: number; cut: () => void; restore: () => void; close: () => Promise<void> }> {
   let up = true;
   const pairs = new Set<[net.Socket, net.Socket]>();
   const server = net.createServer((client) => {

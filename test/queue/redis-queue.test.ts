@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InfraError } from '../../src/errors/buildman-error.js';
 import { RedisQueue, type RedisQueueOptions } from '../../src/queue/redis-queue.js';
 import { queueContract } from './queue-contract.js';
-import { deleteKeys, freePort, redisConfig, RedisServerProcess } from './redis-test-helpers.js';
+import { cleanupPrefix, redisTestConfig, RedisServerChild } from '../helpers/redis.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-let admin: Redis;
 const prefixes: string[] = [];
 const open: RedisQueue[] = [];
 
@@ -20,7 +19,8 @@ function newPrefix(): string {
 }
 
 async function openQueue(prefix: string, opts: Partial<RedisQueueOptions> = {}, port?: number): Promise<RedisQueue> {
-  const q = new RedisQueue(redisConfig(port), { prefix, ...opts });
+  const config = port === undefined ? redisTestConfig() : redisTestConfig({ REDIS_HOST: '127.0.0.1', REDIS_PORT: port });
+  const q = new RedisQueue(config, { prefix, ...opts });
   open.push(q);
   await q.ready();
   return q;
@@ -41,17 +41,9 @@ function nextCall(q: RedisQueue, timeoutMs = 3000): Promise<void> {
   });
 }
 
-beforeAll(() => {
-  admin = new Redis(redisConfig().REDIS_PORT, '127.0.0.1');
-});
-
 afterEach(async () => {
   await Promise.all(open.splice(0).map((q) => q.close()));
-  for (const prefix of prefixes.splice(0)) await deleteKeys(admin, prefix);
-});
-
-afterAll(async () => {
-  await admin.quit();
+  for (const prefix of prefixes.splice(0)) await cleanupPrefix(prefix);
 });
 
 queueContract('RedisQueue', async (clock) => openQueue(newPrefix(), { now: clock.now }));
@@ -166,18 +158,17 @@ describe('RedisQueue across managers', () => {
 });
 
 describe('RedisQueue claim cost', () => {
-  let server: RedisServerProcess;
+  let server: RedisServerChild;
   let stats: Redis;
 
   beforeAll(async () => {
-    server = new RedisServerProcess(await freePort());
-    await server.start();
-    stats = new Redis(server.port, '127.0.0.1');
+    server = await RedisServerChild.start();
+    stats = server.client();
   });
 
   afterAll(async () => {
     await stats.quit();
-    await server.dispose();
+    await server.stop();
   });
 
   /** Redis commands run (scripts' inner commands included) per claim + put-back cycle. */
@@ -216,15 +207,14 @@ describe('RedisQueue claim cost', () => {
 });
 
 describe('RedisQueue during a Redis outage', () => {
-  let server: RedisServerProcess;
+  let server: RedisServerChild;
 
   beforeAll(async () => {
-    server = new RedisServerProcess(await freePort());
-    await server.start();
+    server = await RedisServerChild.start();
   });
 
   afterAll(async () => {
-    await server.dispose();
+    await server.stop();
   });
 
   it('rejects with a retryable error naming Redis, then recovers: operations work and listeners fire', async () => {
