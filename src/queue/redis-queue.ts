@@ -46,7 +46,7 @@ export interface RedisQueueOptions {
  * A claim reads the first entry of an index of free repositories (O(log n)), after re-filing the items
  * whose lease lapsed or whose delay ended (amortised O(log n) each); it never scans waiting items.
  *
- * Nothing polls. Scripts PUBLISH each change on `<prefix>queue_events`; a dedicated subscriber
+ * Nothing polls. Scripts PUBLISH each change on `<prefix>/queue_events`; a dedicated subscriber
  * connection delivers other managers' changes here. One unref'd timer is aimed, from Redis, at the
  * earliest moment an item becomes claimable by itself (a retry delay ending, a lease lapsing), even one
  * set by a manager that has since died.

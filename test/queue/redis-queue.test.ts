@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InfraError } from '../../src/errors/buildman-error.js';
 import { RedisQueue, type RedisQueueOptions } from '../../src/queue/redis-queue.js';
 import { queueContract } from './queue-contract.js';
-import { cleanupPrefix, redisTestConfig, RedisServerChild } from '../helpers/redis.js';
+import { cleanupPrefix, redisTestConfig, RedisServerChild, testClient } from '../helpers/redis.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -154,6 +154,29 @@ describe('RedisQueue across managers', () => {
     const item = await q.claim(60);
     expect(item?.body).toBe('y');
     expect(await q.stats()).toEqual({ available: 0, running: 1, delayed: 1 });
+  });
+});
+
+describe('RedisQueue key layout', () => {
+  it('joins ORCHESTRATOR_PREFIX with a slash, as the other stores do, whether or not it ends in one', async () => {
+    const bare = `test/${randomUUID()}`;
+    prefixes.push(bare);
+    const q = await openQueue(bare);
+    await q.put('a/', 'x');
+    const client = testClient();
+    try {
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await client.scan(cursor, 'MATCH', `${bare}*`, 'COUNT', 1000);
+        cursor = next;
+        keys.push(...batch);
+      } while (cursor !== '0');
+      expect(keys.length).toBeGreaterThan(0);
+      for (const key of keys) expect(key.startsWith(`${bare}/queue/dockerfilebuild/`)).toBe(true);
+    } finally {
+      client.disconnect();
+    }
   });
 });
 

@@ -1,5 +1,8 @@
+import { slashJoin } from '../../orchestrator/orchestrator.js';
+
 /**
- * Where a RedisQueue keeps its state. Everything lives under `<prefix>queue/<queueName>/`:
+ * Where a RedisQueue keeps its state. Everything lives under `<prefix>/queue/<queueName>/` (the prefix
+ * slash-joined as Quay joins it):
  *
  * - `item/<id>`      hash: queue (the repository), body, retries, state (stateId), after
  *                    (available_after, epoch ms), leased (0/1), expires (processing_expires, epoch ms),
@@ -15,7 +18,7 @@
  *
  * `running` and `delayed` together are the "next available at" index: their scores are the moments an
  * item becomes claimable (or frees its repository) by itself.
- * Events go to the channel `<prefix>queue_events`.
+ * Events go to the channel `<prefix>/queue_events`.
  *
  * Scripts build the per-item and per-repository keys from the base, so this layout needs one Redis
  * node (as Quay's orchestrator does), not a cluster.
@@ -29,10 +32,12 @@ export interface QueueKeys {
 }
 
 export function queueKeys(prefix: string, queueName: string): QueueKeys {
-  const base = `${prefix}queue/${queueName}/`;
+  // Joined as every other layout joins ORCHESTRATOR_PREFIX: `buildman/production` and
+  // `buildman/production/` both give `buildman/production/queue/...`.
+  const base = slashJoin(prefix, 'queue', queueName) + '/';
   return {
     base,
     indexKeys: ['seq', 'ready', 'heads', 'running', 'delayed', 'busy'].map((k) => base + k),
-    channel: `${prefix}queue_events`,
+    channel: slashJoin(prefix, 'queue_events'),
   };
 }
