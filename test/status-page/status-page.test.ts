@@ -1,16 +1,13 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildView } from '../../src/api/build-service.js';
 import { startHttpServer, type HttpServerHandle } from '../../src/api/http-server.js';
-import { parseConfig } from '../../src/config/load-config.js';
-import type { ManagerHandle } from '../../src/runtime/manager-handle.js';
-import { startManager } from '../../src/runtime/start-manager.js';
 import { silentLogger } from '../../src/util/logger.js';
 import { PACKAGE_ROOT } from '../../src/util/package-root.js';
-import { scriptedWorker, urlBuild } from '../helpers/manager-fixture.js';
+import { scriptedWorker, startFixture, urlBuild, type Fixture } from '../helpers/manager-fixture.js';
 import { colourCounts, decodePng } from './png-pixels.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -22,7 +19,7 @@ const HIGHLIGHT = '37,99,235';
 describe.skipIf(!existsSync(CHROMIUM))('status page in headless Chromium', () => {
   let dir: string;
   let shots: string;
-  let manager: ManagerHandle;
+  let fx: Fixture;
   let http: HttpServerHandle;
   let browser: Browser;
   let page: Page;
@@ -36,22 +33,14 @@ describe.skipIf(!existsSync(CHROMIUM))('status page in headless Chromium', () =>
     mkdirSync(shots, { recursive: true });
     // Each worker phase lasts 4 s: long enough to look at a running build.
     const worker = scriptedWorker(dir, 'full-run', { STEP_DELAY_MS: '4000' });
-    const config = parseConfig(
-      `FEATURE_BUILD_SUPPORT: true
-BUILD_MANAGER:
-- ephemeral
-- ALLOWED_WORKER_COUNT: 5
-  EXECUTORS:
-  - EXECUTOR: popen
-    NAME: local
-    BUILDER_BINARY_LOCATION: ${worker}
-    INSECURE: true
-    SETUP_TIME: 60
-`,
-      { source: 'status-page-test', overrides: { grpcPort: 0, httpPort: 0, grpcHost: '127.0.0.1', dataDir: join(dir, 'data') }, env: {} },
-    );
-    manager = await startManager(config, { logger: silentLogger() });
-    http = await startHttpServer(manager.service, { host: '127.0.0.1', port: 0, logger: silentLogger() });
+    fx = await startFixture(`ALLOWED_WORKER_COUNT: 5
+EXECUTORS:
+- EXECUTOR: popen
+  NAME: local
+  BUILDER_BINARY_LOCATION: ${worker}
+  INSECURE: true
+  SETUP_TIME: 60`);
+    http = await startHttpServer(fx.manager.service, { host: '127.0.0.1', port: 0, logger: silentLogger() });
     // playwright gives each launch a new empty profile of its own.
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
@@ -59,14 +48,14 @@ BUILD_MANAGER:
       if (!request.url().startsWith(http.url) && !request.url().startsWith('data:')) offsite.push(request.url());
     });
 
-    cancelled = await manager.service.submit(urlBuild('acme/old-site', { tags: ['v1'] }));
-    await manager.service.cancel(cancelled.id);
-    running = await manager.service.submit(urlBuild('acme/web', { tags: ['latest', 'v2'] }));
+    cancelled = await fx.manager.service.submit(urlBuild('acme/old-site', { tags: ['v1'] }));
+    await fx.manager.service.cancel(cancelled.id);
+    running = await fx.manager.service.submit(urlBuild('acme/web', { tags: ['latest', 'v2'] }));
   });
   afterAll(async () => {
     await browser?.close();
     await http?.close();
-    await manager?.stop();
+    await fx?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -149,15 +138,8 @@ BUILD_MANAGER:
 
 describe('status page routes', () => {
   it('answers 400 for a malformed build id', async () => {
-    const manager = await startManager(
-      parseConfig('FEATURE_BUILD_SUPPORT: true\nBUILD_MANAGER:\n- ephemeral\n- EXECUTORS:\n  - EXECUTOR: popen\n', {
-        source: 'routes-test',
-        overrides: { grpcPort: 0, httpPort: 0, grpcHost: '127.0.0.1', dataDir: mkdtempSync(join(tmpdir(), 'buildman-status-routes-')) },
-        env: {},
-      }),
-      { logger: silentLogger() },
-    );
-    const http = await startHttpServer(manager.service, { host: '127.0.0.1', port: 0, logger: silentLogger() });
+    const fx = await startFixture('EXECUTORS:\n- EXECUTOR: popen');
+    const http = await startHttpServer(fx.manager.service, { host: '127.0.0.1', port: 0, logger: silentLogger() });
     try {
       expect((await fetch(`${http.url}/builds/..%2Fetc`)).status).toBe(400);
       expect((await fetch(`${http.url}/status/assets/nope.js`)).status).toBe(404);
@@ -175,7 +157,7 @@ describe('status page routes', () => {
       expect(css.headers.get('content-type')).toMatch(/^text\/css/);
     } finally {
       await http.close();
-      await manager.stop();
+      await fx.close();
     }
   });
 });
