@@ -28,7 +28,7 @@
  * from `listWorkers`/`runningCount`.
  */
 import { randomUUID } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BuildmanError } from '../../../src/errors/buildman-error.js';
 import type { BuildExecutor, StartRequest, WorkerInfo } from '../../../src/executors/build-executor.js';
 
@@ -187,16 +187,7 @@ export function executorContract(name: string, setup: () => Promise<ContractFixt
   });
 }
 
-/** Retries an assertion until it passes or {@link SETTLE_MS} runs out. */
-async function eventually(check: () => unknown, timeoutMs = SETTLE_MS): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+/** Retries an assertion until it passes or {@link SETTLE_MS} runs out, then throws its last failure. */
+function eventually(check: () => unknown): Promise<unknown> {
+  return vi.waitFor(check, { timeout: SETTLE_MS, interval: 50 });
 }

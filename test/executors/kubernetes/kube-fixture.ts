@@ -1,3 +1,4 @@
+import { vi } from 'vitest';
 import { EXECUTOR_SCHEMAS } from '../../../src/config/executor-schemas.js';
 import type { KubernetesExecutorConfig } from '../../../src/config/config-types.js';
 import type { ExecutorContext } from '../../../src/executors/build-executor.js';
@@ -42,13 +43,7 @@ export function emulatorKeys(emulator: KubeApiEmulator): Record<string, unknown>
   return { K8S_API_SERVER: emulator.address, SERVICE_ACCOUNT_TOKEN: DEFAULT_EMULATOR_TOKEN, K8S_API_TLS_CA: emulator.caFile, K8S_API_TIMEOUT: 5 };
 }
 
-/** Polls until `check` returns a value other than undefined/false. */
-export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Polls until `check` returns a value other than undefined/false (vitest's waitUntil, with this suite's pace). */
+export function eventually<T>(check: () => T | Promise<T>, timeoutMs = 10_000): Promise<T> {
+  return vi.waitUntil(check, { timeout: timeoutMs, interval: 20 }) as Promise<T>;
 }
