@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { JobRegistry } from '../src/orchestrator/job-registry.js';
 import { RedisOrchestrator } from '../src/orchestrator/redis-orchestrator.js';
 import { silentLogger } from '../src/util/logger.js';
+import { quantile } from './stats.js';
 
 const jobs = Number(process.argv[2] ?? 500);
 const ttl = Number(process.argv[3] ?? 2);
@@ -22,11 +23,6 @@ const config = {
   REDIS_SSL: false,
   REDIS_SKIP_KEYSPACE_EVENT_SETUP: false,
 };
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-}
 
 async function baseline(): Promise<number[]> {
   const prefix = `bench/raw-${randomBytes(4).toString('hex')}/`;

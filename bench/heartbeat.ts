@@ -20,14 +20,10 @@ import { startManager } from '../src/runtime/start-manager.js';
 import { JwtBuildTokens } from '../src/tokens/jwt-build-tokens.js';
 import { loadServiceKeys } from '../src/tokens/service-keys.js';
 import { silentLogger } from '../src/util/logger.js';
+import { quantile } from './stats.js';
 
 const streams = Number(process.argv[2] ?? 200);
 const seconds = Number(process.argv[3] ?? 5);
-
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
-}
 
 /** Drives `streams` closed-loop heartbeat streams for `seconds`; returns beats/s and latencies. */
 async function drive(address: string, jwts: string[]): Promise<{ rate: number; lat: number[] }> {

@@ -22,6 +22,7 @@ import { Redis } from 'ioredis';
 import type { LogEntry } from '../src/builds/build-record.js';
 import { RedisBuildStore } from '../src/builds/redis-build-store.js';
 import type { RedisOrchestratorConfig } from '../src/redis/redis-connection.js';
+import { median, quantile } from './stats.js';
 
 const lines = Number(process.argv[2] ?? 50_000);
 const builds = Number(process.argv[3] ?? 200);
@@ -49,14 +50,6 @@ interface Run {
   redisCpu: number;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
 
 /** A line as the manager stores it: unwrapped docker output with Quay's datetime. */
 const line = (build: number, i: number): LogEntry => ({
@@ -141,7 +134,7 @@ for (const shape of ['stream', 'burst'] as const) {
     console.log(
       `  ${name.padEnd(10)} median ${ms.toFixed(1).padStart(7)} ms  ${Math.round(((perBuild * builds) / ms) * 1000)
         .toLocaleString('en-US')
-        .padStart(9)} lines/s  ×${(base / ms).toFixed(2)} vs baseline  append p50 ${median(all).toFixed(2)} ms, p99 ${percentile(all, 99).toFixed(2)} ms` +
+        .padStart(9)} lines/s  ×${(base / ms).toFixed(2)} vs baseline  append p50 ${median(all).toFixed(2)} ms, p99 ${quantile(all, 0.99).toFixed(2)} ms` +
         `  cpu node ${median(runs.map((r) => r.nodeCpu)).toFixed(0)} ms, redis ${median(runs.map((r) => r.redisCpu)).toFixed(0)} ms`,
     );
   }

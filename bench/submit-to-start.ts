@@ -17,6 +17,7 @@ import { parseConfig } from '../src/config/load-config.js';
 import { startManager } from '../src/runtime/start-manager.js';
 import { silentLogger } from '../src/util/logger.js';
 import { DEFAULT_WORKER_BINARY } from '../src/util/package-root.js';
+import { median } from './stats.js';
 
 const runs = Number(process.argv[2] ?? 15);
 const dir = mkdtempSync(join(tmpdir(), 'bm-bench-'));
@@ -26,10 +27,6 @@ writeFileSync(marker, `import { writeFileSync } from 'node:fs';\nwriteFileSync(p
 const markerSh = join(dir, 'marker.sh');
 writeFileSync(markerSh, `#!/bin/sh\nexec env MARK_DIR='${dir}' '${process.execPath}' '${marker}'\n`, { mode: 0o755 });
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const waitFile = async (file: string) => {
   while (!existsSync(file)) await new Promise((r) => setTimeout(r, 2));
   return Number(readFileSync(file, 'utf8'));
