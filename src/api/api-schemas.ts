@@ -6,6 +6,8 @@
 
 /** `namespace/name`, as Quay spells repositories. */
 export const REPOSITORY_PATTERN = '^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$';
+/** A build id, as the API's `:id` parameter and the inspector's `?build=` accept it. */
+export const BUILD_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 /** Docker's tag grammar. */
 export const TAG_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$';
 
@@ -27,7 +29,7 @@ export const buildIdParams = {
   type: 'object',
   required: ['id'],
   properties: {
-    id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'must be a build id' },
+    id: { type: 'string', pattern: BUILD_ID_PATTERN, description: 'must be a build id' },
   },
 } as const;
 

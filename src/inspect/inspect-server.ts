@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
+import { BUILD_ID_PATTERN } from '../api/api-schemas.js';
 import { PermanentError } from '../errors/buildman-error.js';
 import type { Logger } from '../util/logger.js';
 import { InspectionFeed } from './inspection-feed.js';
@@ -8,8 +9,7 @@ import { inspectorBridgePage } from './inspector-bridge-page.js';
 
 /** `buildman serve --inspect` without a port. */
 export const DEFAULT_INSPECT_PORT = 4242;
-/** Same rule as the API's build id parameter. */
-const BUILD_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const BUILD_ID = new RegExp(BUILD_ID_PATTERN);
 /** A client this far behind is dropped rather than buffered without end. */
 const MAX_CLIENT_BACKLOG_BYTES = 16 * 1024 * 1024;
 
