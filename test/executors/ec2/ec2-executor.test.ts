@@ -114,7 +114,8 @@ describe('Ec2Executor.start', () => {
   });
 
   it('refuses a replayed launch whose instance is already gone', async () => {
-    h = await ec2Harness();
+    // Shutting down long enough that the replay below surely meets that state, even on a loaded machine.
+    h = await ec2Harness({ emulator: { shutdownDelayMs: 1000 } });
     const id = await h.executor.start({ buildId: BUILD, attempt: 1, token: TOKEN });
     await h.executor.stop({ buildId: BUILD, attempt: 1, executionId: id });
     // Shutting down: EC2 replays the reservation, with the instance on its way out.
