@@ -2,6 +2,7 @@ import type { HistoryEntry } from '../persistence/actor-store.js';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import type { SubmitJsonBody } from '../api/api-schemas.js';
 import type { BuildView } from '../api/build-service.js';
 import type { LogEntry } from '../builds/build-record.js';
 import { CliError } from './cli-error.js';
@@ -28,16 +29,6 @@ export class UnreachableError extends Error {
     super(message);
     this.name = 'UnreachableError';
   }
-}
-
-/** The JSON form of a submission (the upload form goes through `submitUpload`). */
-export interface SubmitBody {
-  repository: string;
-  tags?: string[];
-  dockerfile_path?: string;
-  context?: string;
-  archive_url?: string;
-  git?: { url: string; sha: string };
 }
 
 export interface UploadParams {
@@ -67,7 +58,8 @@ export class ApiClient {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
   }
 
-  submit(body: SubmitBody): Promise<BuildView> {
+  /** The JSON form of a submission (the upload form goes through `submitUpload`). */
+  submit(body: SubmitJsonBody): Promise<BuildView> {
     return this.json('POST', '/api/v1/builds', { body: JSON.stringify(body), contentType: 'application/json' });
   }
 
