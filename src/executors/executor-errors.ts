@@ -141,7 +141,7 @@ function chainMessage(err: unknown): string {
 }
 
 /** A short, single-line excerpt with anything token-shaped (JWTs) removed: bodies can echo our requests. */
-function excerpt(text: string): string {
+export function excerpt(text: string): string {
   const oneLine = text.replace(/eyJ[\w-]+\.[\w-]+\.[\w-]+/g, '<redacted>').replace(/\s+/g, ' ').trim().replace(/\.+$/, '');
   return oneLine.length > BODY_EXCERPT ? `${oneLine.slice(0, BODY_EXCERPT)}…` : oneLine;
 }

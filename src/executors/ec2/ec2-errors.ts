@@ -1,5 +1,5 @@
 import { BuildmanError, CapacityError, InfraError, PermanentError } from '../../errors/buildman-error.js';
-import { classifyExecutorFailure } from '../executor-errors.js';
+import { classifyExecutorFailure, excerpt } from '../executor-errors.js';
 
 /**
  * EC2 error codes → the config key to fix. The kind (retryable, capacity, permanent) comes from the
@@ -20,8 +20,6 @@ const HINTS: ReadonlyArray<[RegExp, string]> = [
   [/^InvalidParameterValue$/, 'Check EC2_INSTANCE_TYPE, BLOCK_DEVICE_SIZE and the other ec2 executor keys against what EC2 accepts'],
   [/^IdempotentParameterMismatch$/, 'A launch for this build attempt was already made with other parameters'],
 ];
-
-const MESSAGE_EXCERPT = 300;
 
 /** An AWS SDK error's code (`InvalidAMIID.NotFound`), if it is one. */
 export function awsErrorCode(err: unknown): string | undefined {
@@ -55,13 +53,8 @@ export function ec2Failure(err: unknown, executorName: string, action: string): 
   if (hint === undefined) return base;
 
   const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  const said = oneLine((err as Error).message ?? '');
+  const said = excerpt((err as Error).message ?? '');
   const message = `${executor}: ${action} failed (${status ? `HTTP ${status}, ` : ''}${code})${said ? `: ${said}` : ''}. ${hint}`;
   const Kind = base.kind === 'capacity' ? CapacityError : base.kind === 'permanent' ? PermanentError : InfraError;
   return new Kind(message, base.code, err);
-}
-
-function oneLine(text: string): string {
-  const s = text.replace(/\s+/g, ' ').trim().replace(/\.+$/, '');
-  return s.length > MESSAGE_EXCERPT ? `${s.slice(0, MESSAGE_EXCERPT)}…` : s;
 }
