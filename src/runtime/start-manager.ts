@@ -24,7 +24,7 @@ import { RedisActorStore } from '../persistence/redis-actor-store.js';
 import type { BuildQueue } from '../queue/build-queue.js';
 import { MemoryQueue } from '../queue/memory-queue.js';
 import { RedisQueue } from '../queue/redis-queue.js';
-import { closeRedis, createRedis } from '../redis/redis-connection.js';
+import { closeRedis, createRedis, watchConnectionHealth } from '../redis/redis-connection.js';
 import { JwtBuildTokens } from '../tokens/jwt-build-tokens.js';
 import { SharedServiceKeys } from '../tokens/shared-service-keys.js';
 import { loadServiceKeys } from '../tokens/service-keys.js';
@@ -64,7 +64,7 @@ async function openBackends(config: BuildmanConfig, logger: Logger): Promise<Bac
   }
   const prefix = manager.ORCHESTRATOR_PREFIX;
   const redis = createRedis(orch, 'actors');
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error (actors)'));
+  watchConnectionHealth(redis, logger, 'actors');
   const coordinator = new RedisCoordinator(orch, { prefix, logger });
   await coordinator.start();
   const sharedKeys = new SharedServiceKeys(redis, prefix);
