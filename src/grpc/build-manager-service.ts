@@ -19,6 +19,8 @@ export interface WorkerGateway {
   verify(token: string, type: BuildTokenType): Promise<BuildTokenContext>;
   register(buildId: string): Promise<BuildPack>;
   heartbeat(buildId: string): Promise<boolean>;
+  /** The liveness refresh a log line gives: like a heartbeat, but a burst of lines refreshes once. */
+  touchFromLog(buildId: string): Promise<boolean>;
   setPhase(buildId: string, phase: WorkerPhase, pullMetadata?: PullMetadata): Promise<boolean>;
   /** `jobAlive`: what the heartbeat this log line also counted as said, so the job is not read twice. */
   appendLog(buildId: string, entry: ReturnType<typeof unwrapLogMessage> & object, jobAlive: boolean): Promise<boolean>;
@@ -159,7 +161,7 @@ export function buildManagerService(gw: WorkerGateway, logger: Logger): BuildMan
       let lastSequence: number | undefined;
       serveStream(call, async (buildId, req) => {
         // Log traffic keeps the job alive, as in Quay; its answer also says whether the job is live.
-        const alive = await gw.heartbeat(buildId);
+        const alive = await gw.touchFromLog(buildId);
         if (lastSequence !== undefined && req.sequenceNumber <= lastSequence) return { success: false, sequenceNumber: 0 };
         lastSequence = req.sequenceNumber;
         const entry = unwrapLogMessage(req.logMessage, quayDatetime(Date.now()));

@@ -11,6 +11,9 @@ import type { BuildQueue } from '../queue/build-queue.js';
 import { JOB_LEASE_SECONDS, type ActorHost } from './actor-host.js';
 import { phaseOfStateString } from './build-phase.js';
 
+/** Log lines closer together than this refresh the job key once. */
+const LOG_REFRESH_EVERY_MS = 1000;
+
 /** How often a heartbeat also moves the build's queue lease. */
 const LEASE_EXTENSION_EVERY_MS = 60_000;
 
@@ -30,6 +33,20 @@ export class ManagerWorkerGateway implements WorkerGateway {
       now?: () => number;
     },
   ) {}
+
+  /**
+   * Log lines keep a job alive too (Quay), but a burst of them need not rewrite the job key (and
+   * publish the write to every instance) once per line: within this long of the last refresh the
+   * job is taken as alive without touching Redis. Heartbeat RPCs always refresh.
+   */
+  async touchFromLog(buildId: string): Promise<boolean> {
+    const last = this.refreshedAt.get(buildId);
+    if (last !== undefined && this.now() - last < LOG_REFRESH_EVERY_MS) return true;
+    return this.heartbeat(buildId);
+  }
+
+  /** When this instance last refreshed each live build's job key. */
+  private readonly refreshedAt = new Map<string, number>();
 
   /** When this instance last moved each build's queue lease. */
   private readonly leaseExtendedAt = new Map<string, number>();
@@ -77,8 +94,10 @@ export class ManagerWorkerGateway implements WorkerGateway {
     const job = await this.deps.jobs.heartbeat(buildId);
     if (!job) {
       this.leaseExtendedAt.delete(buildId);
+      this.refreshedAt.delete(buildId);
       return false;
     }
+    this.refreshedAt.set(buildId, this.now());
     // The queue lease moves at most once a minute (Quay's minimum extension), so most heartbeats skip it.
     const now = this.now();
     if (now - (this.leaseExtendedAt.get(buildId) ?? 0) >= LEASE_EXTENSION_EVERY_MS) {
