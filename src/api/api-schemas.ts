@@ -4,8 +4,8 @@
  * what the value must be.
  */
 
-/** `namespace/name`, as Quay spells repositories. */
-export const REPOSITORY_PATTERN = '^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$';
+/** `namespace/name`, as Quay spells repositories; each part is a Docker path component (no separator at either end or twice). */
+export const REPOSITORY_PATTERN = '^[a-z0-9]+(?:[._-][a-z0-9]+)*/[a-z0-9]+(?:[._-][a-z0-9]+)*$';
 /** A build id, as the API's `:id` parameter and the inspector's `?build=` accept it. */
 export const BUILD_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$';
 /** Docker's tag grammar. */

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { REPOSITORY_PATTERN, TAG_PATTERN } from '../api/api-schemas.js';
 import type { BuildService, BuildView } from '../api/build-service.js';
 import { TERMINAL_PHASES, type BuildPhase, type BuildRecord, type BuildRequest, type LogEntry } from '../builds/build-record.js';
 import type { BuildStore } from '../builds/build-store.js';
@@ -11,8 +12,9 @@ import type { BuildMetrics } from '../metrics/build-metrics.js';
 import type { ActorStore, HistoryEntry } from '../persistence/actor-store.js';
 import type { ActorHost } from './actor-host.js';
 
-const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*\/[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+// The same rules the HTTP API checks, for callers that come in another way.
+const REPOSITORY = new RegExp(REPOSITORY_PATTERN);
+const TAG = new RegExp(TAG_PATTERN);
 
 /** The manager as the HTTP API and CLI see it. */
 export class ManagerService implements BuildService {
