@@ -30,7 +30,7 @@ function managerBlock(managerYaml: string): string {
  * A real manager (real gRPC on loopback, real worker processes) on a config written as YAML, so
  * tests go through the same config loader as `buildman serve`.
  */
-export async function startFixture(managerYaml: string, topYaml = ''): Promise<Fixture> {
+export async function startFixture(managerYaml: string, topYaml = '', opts: { inspectPort?: number } = {}): Promise<Fixture> {
   const dataDir = mkdtempSync(join(tmpdir(), 'buildman-it-'));
   const yaml = `FEATURE_BUILD_SUPPORT: true\n${topYaml}\nBUILD_MANAGER:\n- ephemeral\n${managerBlock(managerYaml)}\n`;
   const config = parseConfig(yaml, {
@@ -39,7 +39,7 @@ export async function startFixture(managerYaml: string, topYaml = ''): Promise<F
     env: {},
   });
   const logger = process.env.BUILDMAN_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger();
-  const manager = await startManager(config, { logger });
+  const manager = await startManager(config, { logger, inspectPort: opts.inspectPort });
   const clients: BuildManagerClient[] = [];
   const waitFor = async (id: string, pred: (b: BuildView) => boolean, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;

@@ -3,17 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BuildView } from '../../src/api/build-service.js';
-import { parseConfig } from '../../src/config/load-config.js';
 import type { ManagerHandle } from '../../src/runtime/manager-handle.js';
-import { startManager } from '../../src/runtime/start-manager.js';
-import { silentLogger } from '../../src/util/logger.js';
-import { scriptedWorker, urlBuild } from '../helpers/manager-fixture.js';
+import { scriptedWorker, startFixture, urlBuild, type Fixture } from '../helpers/manager-fixture.js';
 import { connectInspector, rootDone, rootOf, type InspectClient, type WireEvent } from './inspect-client.js';
 
 const PULL_PASSWORD = 'hunter2-pull-password';
 const JWT = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\./;
 
 let dir: string;
+let fx: Fixture;
 let manager: ManagerHandle;
 let url: string;
 
@@ -23,37 +21,27 @@ beforeAll(async () => {
   const scripted = scriptedWorker(dir, 'full-run', { STEP_DELAY_MS: '30' });
   const worker = join(dir, 'keep-token.sh');
   writeFileSync(worker, `#!/bin/sh\nprintf '%s' "$TOKEN" > '${dir}'/"$BUILD_UUID.token"\nexec '${scripted}'\n`, { mode: 0o755 });
-  const config = parseConfig(
-    `FEATURE_BUILD_SUPPORT: true
-BUILD_MANAGER:
-- ephemeral
-- ALLOWED_WORKER_COUNT: 5
-  EXECUTORS:
-  - EXECUTOR: popen
-    NAME: local
-    BUILDER_BINARY_LOCATION: ${worker}
-    INSECURE: true
-    SETUP_TIME: 60
-`,
-    { source: 'inspect-test', overrides: { grpcPort: 0, httpPort: 0, grpcHost: '127.0.0.1', dataDir: join(dir, 'data') }, env: {} },
+  fx = await startFixture(
+    `ALLOWED_WORKER_COUNT: 5
+EXECUTORS:
+- EXECUTOR: popen
+  NAME: local
+  BUILDER_BINARY_LOCATION: ${worker}
+  INSECURE: true
+  SETUP_TIME: 60`,
+    '',
+    { inspectPort: 0 },
   );
-  manager = await startManager(config, { logger: silentLogger(), inspectPort: 0 });
+  manager = fx.manager;
   expect(manager.inspectPort).toBeGreaterThan(0);
   url = `ws://127.0.0.1:${manager.inspectPort}`;
 });
 afterAll(async () => {
-  await manager?.stop();
+  await fx?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-async function waitFinal(id: string): Promise<BuildView> {
-  for (const deadline = Date.now() + 30_000; ; ) {
-    const build = await manager.service.get(id);
-    if (build.final) return build;
-    if (Date.now() > deadline) throw new Error(`build ${id} did not finish: ${build.state}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const waitFinal = (id: string): Promise<BuildView> => fx.waitFinal(id);
 
 /** The subsequence of `wanted` found in `seen`, in order: equal to `wanted` when all are there in order. */
 function inOrder<T>(seen: T[], wanted: T[]): T[] {
