@@ -24,6 +24,14 @@ const config = {
   REDIS_SKIP_KEYSPACE_EVENT_SETUP: false,
 };
 
+/** Leaves nothing behind (the expired markers would otherwise stay a day). */
+async function deleteUnder(prefix: string): Promise<void> {
+  const redis = new Redis(config.REDIS_PORT, config.REDIS_HOST);
+  const keys = await redis.keys(`${prefix}*`);
+  if (keys.length) await redis.del(...keys);
+  redis.disconnect();
+}
+
 async function baseline(): Promise<number[]> {
   const prefix = `bench/raw-${randomBytes(4).toString('hex')}/`;
   const cmd = new Redis(config.REDIS_PORT, config.REDIS_HOST);
@@ -49,6 +57,7 @@ async function baseline(): Promise<number[]> {
   await done;
   sub.disconnect();
   cmd.disconnect();
+  await deleteUnder(prefix);
   return lags;
 }
 
@@ -77,6 +86,7 @@ async function buildman(): Promise<number[]> {
   }
   await done;
   await orch.close();
+  await deleteUnder(prefix);
   return lags;
 }
 

@@ -39,16 +39,24 @@ export function testClient(config: RedisOrchestratorConfig = redisTestConfig()):
   return client;
 }
 
-/** Deletes every key under `prefix` (the prefix is a literal, not a pattern). */
+/**
+ * Deletes every key under `prefix` (the prefix is a literal, not a pattern), and the build logs
+ * of the builds recorded there: those live at Quay's unprefixed `builds/<uuid>/logs`.
+ */
 export async function cleanupPrefix(prefix: string, config: RedisOrchestratorConfig = redisTestConfig()): Promise<void> {
   const client = testClient(config);
   try {
     const pattern = prefix.replace(/[*?[\]\\]/g, (c) => '\\' + c) + '*';
+    const records = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/?build/([^/]+)$`);
     let cursor = '0';
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
-      if (keys.length) await client.del(...keys);
+      const logs = keys.flatMap((k) => {
+        const id = records.exec(k)?.[1];
+        return id ? [`builds/${id}/logs`] : [];
+      });
+      if (keys.length) await client.del(...keys, ...logs);
     } while (cursor !== '0');
   } finally {
     client.disconnect();
